@@ -75,12 +75,26 @@ def build_corpus(cfg: DataConfig, seed: int) -> Corpus:
     if cfg.corpus == "synthetic" and cfg.tokenizer != "byte":
         raise ConfigError(f"data.corpus=synthetic emits bytes; data.tokenizer={cfg.tokenizer!r}")
     build = _builders()[cfg.corpus]
-    if cfg.task_mix.fraction == 0:  # the default: the corpus exactly as configured
-        return build(cfg, seed)
-    from scaling.data.taskmix import TaskMixCorpus, mix_tasks
+    tasks = None
+    if cfg.task_mix.fraction > 0:
+        from scaling.data.taskmix import mix_tasks
 
-    tasks = mix_tasks(cfg)  # checked before the base corpus, whose build may be slow
-    return TaskMixCorpus(build(cfg, seed), tasks, cfg.task_mix.fraction, seed)
+        tasks = mix_tasks(cfg)  # checked before the base corpus, whose build may be slow
+    corpus = build(cfg, seed)
+    # Each option wraps the stream in turn; with all at their defaults the corpus is untouched.
+    if cfg.unique_tokens is not None:
+        from scaling.data.repeat import RepeatedCorpus
+
+        corpus = RepeatedCorpus(corpus, cfg.unique_tokens, seed)
+    if tasks is not None:
+        from scaling.data.taskmix import TaskMixCorpus
+
+        corpus = TaskMixCorpus(corpus, tasks, cfg.task_mix.fraction, seed)
+    if cfg.corrupt_fraction > 0:
+        from scaling.data.corrupt import CorruptedCorpus
+
+        corpus = CorruptedCorpus(corpus, cfg.corrupt_fraction, seed)
+    return corpus
 
 
 __all__ = ["Corpus", "ConfigError", "SyntheticCorpus", "TokenCorpus", "build_corpus"]

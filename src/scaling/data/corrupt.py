@@ -1,0 +1,56 @@
+"""Garbage in the pre-training stream (`data.corrupt_fraction`): rows of uniform random tokens.
+
+Each training row is replaced, independently with probability `fraction`, by tokens drawn
+uniformly from the vocabulary: text with no structure at all, the crudest model of scraped
+garbage. The unit is rows, so `fraction` is the expected share of training tokens corrupted.
+Validation is the base's, clean, so the loss measures what the garbage cost. The draws come
+from a stream of their own, a pure function of (seed, step), so a resumed run sees the same
+rows.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from scaling.data import Corpus
+
+_STREAM = 0xBAD0A7A  # default_rng([seed, _STREAM, step]): apart from every corpus stream
+
+
+class CorruptedCorpus:
+    """The base corpus with a `fraction` of its training rows replaced by uniform noise."""
+
+    def __init__(self, base: Corpus, fraction: float, seed: int):
+        self.base, self.fraction, self.seed = base, fraction, seed
+        self.name, self.tokenizer, self.vocab_size = base.name, base.tokenizer, base.vocab_size
+
+    def train_batch(self, step: int, batch_size: int, seq_len: int) -> np.ndarray:
+        batch = self.base.train_batch(step, batch_size, seq_len)
+        rng = np.random.default_rng([self.seed, _STREAM, step])
+        replace = rng.random(batch_size) < self.fraction
+        if not replace.any():
+            return batch
+        out = batch.copy()
+        noise = rng.integers(self.vocab_size, size=(int(replace.sum()), seq_len + 1))
+        out[replace] = noise.astype(out.dtype)
+        return out
+
+    def val_batches(self, n_batches: int, batch_size: int, seq_len: int) -> list[np.ndarray]:
+        return self.base.val_batches(n_batches, batch_size, seq_len)
+
+    def entropy_nats_per_token(self, seq_len: int) -> float | None:
+        return self.base.entropy_nats_per_token(seq_len)  # of the (clean) validation data
+
+    def bytes_per_token(self) -> float | None:
+        return self.base.bytes_per_token()
+
+    def token_accounting(self, steps: int, batch_size: int, seq_len: int) -> dict[str, Any]:
+        return self.base.token_accounting(steps, batch_size, seq_len)
+
+    def require(self, batch_size: int, seq_len: int) -> None:
+        self.base.require(batch_size, seq_len)
+
+    def describe(self) -> dict[str, Any]:
+        return {**self.base.describe(), "corrupt_fraction": self.fraction}

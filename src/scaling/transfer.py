@@ -1,0 +1,175 @@
+"""The task study from records: three arms per size, paired, and the effective data transferred.
+
+A task study (conf/experiment/tasks*.yaml) leaves, for each model size N, task and seed:
+- pre-train-only: the pre-trained model evaluated few-shot with no task training (D_F = 0);
+- fine-tuned: the pre-trained model trained on D_F task tokens;
+- from scratch: the same model from its random initialisation on the same task data.
+
+`arms` labels those records, `paired_table` lines them up per (task, N, D_F), and
+`effective_data` measures what pre-training was worth in task data (Hernandez et al. 2021,
+"Scaling Laws for Transfer"): the from-scratch loss is fitted across sizes as
+    L_scratch(N, D) = K * N^(-a_N) * D^(-a_D)        (least squares on log L)
+and inverted at each fine-tuned run's loss L_ft to the data D_E a from-scratch model of the same
+N would need; the effective data transferred is D_T = D_E - D_F, with an interval from refits of
+the from-scratch points resampled with replacement. The multiplicative form has no irreducible
+term on purpose: a task's answers are a function of its prompt, so its loss floor is 0.
+`transfer_law` fits D_T = k * D_F^alpha * N^beta (scaling.fit.transfer_fit).
+
+Reads records only (pandas tables from scaling.records); never imports model code.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from scaling import fit
+from scaling.fit.bootstrap import resample_indices
+from scaling.fit.regression import log_design, lstsq
+
+PRETRAIN_ONLY, FINETUNED, SCRATCH = "pretrain_only", "finetuned", "scratch"
+ARMS = (PRETRAIN_ONLY, FINETUNED, SCRATCH)
+METRICS = ("exact_match", "token_accuracy", "edit_distance", "answer_logprob", "brier")
+N_COLUMN = "n_params_nonembedding"  # the same model in every arm, so the same N
+
+
+def arms(table: pd.DataFrame) -> pd.DataFrame:
+    """The completed task runs of a records table, with `arm`, `n` (N) and `d_f` (task tokens).
+
+    Pre-training runs (no task) and runs evaluated with no training and no source (an untrained
+    model, not an arm) are left out.
+    """
+    if "task" not in table.columns:
+        return pd.DataFrame(columns=[*table.columns, "arm", "n", "d_f"])
+    runs = table[table["task"].notna() & (table["status"] == "completed")].copy()
+    has_source = runs["init_from"].notna() if "init_from" in runs else False
+    trained = runs["tokens_target"] > 0
+    runs["arm"] = np.select(
+        [has_source & ~trained, has_source & trained, ~has_source & trained],
+        [PRETRAIN_ONLY, FINETUNED, SCRATCH],
+        default="",
+    )
+    runs = runs[runs["arm"] != ""]
+    runs["n"] = runs[N_COLUMN].astype(float)
+    runs["d_f"] = np.where(runs["arm"] == PRETRAIN_ONLY, 0.0, runs["tokens_seen"].astype(float))
+    return runs.reset_index(drop=True)
+
+
+def paired_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per (task, model, seed, D_F > 0): the three arms side by side.
+
+    Columns `<arm>_loss` (answer-token loss, nats) and `<arm>_<metric>` for each metric; the
+    pre-train-only columns repeat across D_F (it had no task data). Also `task_resolution`,
+    the smallest exact-match rate the evaluation set can tell from zero.
+    """
+    keys = ["task", "model", "n", "seed"]
+    cols = {"final_val_loss": "loss", **{f"task_{m}": m for m in METRICS}}
+
+    def side(arm: str, with_d: bool) -> pd.DataFrame:
+        part = runs[runs["arm"] == arm]
+        kept = keys + (["d_f"] if with_d else []) + list(cols)
+        return part[kept].rename(columns={k: f"{arm}_{v}" for k, v in cols.items()})
+
+    trained = pd.concat([side(FINETUNED, True), side(SCRATCH, True)])
+    rows = trained[keys + ["d_f"]].drop_duplicates()
+    out = rows.merge(side(PRETRAIN_ONLY, False), on=keys, how="left")
+    for arm in (FINETUNED, SCRATCH):
+        out = out.merge(side(arm, True), on=keys + ["d_f"], how="left")
+    resolution = runs.groupby("task")["task_resolution"].max().rename("task_resolution")
+    out = out.merge(resolution, left_on="task", right_index=True, how="left")
+    return out.sort_values(["task", "n", "seed", "d_f"]).reset_index(drop=True)
+
+
+def _scratch_coef(n: np.ndarray, d: np.ndarray, loss: np.ndarray) -> np.ndarray:
+    # log L = c0 + c1 log N + c2 log D
+    return lstsq(log_design(n, d), np.log(loss))
+
+
+def _invert(coef: np.ndarray, n: np.ndarray, loss: np.ndarray) -> np.ndarray:
+    """D at which the from-scratch fit reaches `loss` at size n; NaN unless loss falls with D."""
+    c0, c1, c2 = coef[..., 0:1], coef[..., 1:2], coef[..., 2:3]
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        d = np.exp((np.log(loss) - c0 - c1 * np.log(n)) / c2)
+    return np.where(c2 < 0, d, np.nan)
+
+
+def scratch_fit(runs: pd.DataFrame, task: str, n_bootstrap: int = 1000, seed: int = 0) -> dict:
+    """The from-scratch law of one task: point coefficients and bootstrap refits."""
+    part = runs[(runs["arm"] == SCRATCH) & (runs["task"] == task)]
+    n, d, loss = (part[c].to_numpy(float) for c in ("n", "d_f", "final_val_loss"))
+    if len(part) < 4 or len(np.unique(d)) < 2:
+        raise ValueError(
+            f"task {task}: the from-scratch fit needs >= 4 runs at >= 2 token counts, "
+            f"got {len(part)} at {len(np.unique(d))}"
+        )
+    coef = _scratch_coef(n, d, loss)
+    idx = resample_indices(len(loss), n_bootstrap, seed)
+    boot = np.stack([_scratch_coef(n[i], d[i], loss[i]) for i in idx]) if n_bootstrap else None
+    return {"coef": coef, "boot": boot, "d_max": float(d.max()), "n_points": len(loss)}
+
+
+def effective_data(
+    runs: pd.DataFrame, n_bootstrap: int = 1000, seed: int = 0, level: float = 0.95
+) -> tuple[pd.DataFrame, dict[str, dict]]:
+    """D_E and D_T = D_E - D_F, with intervals, for every fine-tuned run; and the fits used.
+
+    `extrapolated` marks D_E beyond the largest from-scratch D measured (the fit's extrapolation).
+    Tasks whose from-scratch runs cannot be fitted are skipped, with the reason in the fits dict.
+    """
+    rows, fits = [], {}
+    for task, tuned in runs[runs["arm"] == FINETUNED].groupby("task", sort=True):
+        try:
+            law = scratch_fit(runs, task, n_bootstrap, seed)
+        except ValueError as err:
+            fits[task] = {"skipped": str(err)}
+            continue
+        c = law["coef"]
+        fits[task] = {
+            "form": "L_scratch = K * N^(-a_N) * D^(-a_D)",
+            "K": float(np.exp(c[0])),
+            "a_N": float(-c[1]),
+            "a_D": float(-c[2]),
+            "n_points": law["n_points"],
+        }
+        n, d_f, loss = (tuned[k].to_numpy(float) for k in ("n", "d_f", "final_val_loss"))
+        d_e = _invert(c[None, :], n, loss)[0]
+        d_e_boot = _invert(law["boot"], n, loss) if law["boot"] is not None else None
+        for i, row in enumerate(tuned.itertuples()):
+            low, high = (None, None)
+            if d_e_boot is not None:
+                low, high = fit.percentile_interval(d_e_boot[:, i], level)
+            rows.append(
+                {
+                    "task": task,
+                    "model": row.model,
+                    "n": n[i],
+                    "seed": row.seed,
+                    "d_f": d_f[i],
+                    "finetuned_loss": loss[i],
+                    "d_e": d_e[i],
+                    "d_e_low": low,
+                    "d_e_high": high,
+                    "d_t": d_e[i] - d_f[i],
+                    "d_t_low": None if low is None else low - d_f[i],
+                    "d_t_high": None if high is None else high - d_f[i],
+                    "data_multiplier": d_e[i] / d_f[i],
+                    "extrapolated": bool(d_e[i] > law["d_max"]),
+                }
+            )
+    return pd.DataFrame(rows), fits
+
+
+def transfer_law(effective: pd.DataFrame, task: str, n_bootstrap: int = 1000) -> fit.FitResult:
+    """D_T = k D_F^alpha N^beta on one task's fine-tuned runs with D_T > 0."""
+    part = effective[(effective["task"] == task) & (effective["d_t"] > 0)]
+    if len(part) < 4:
+        raise ValueError(
+            f"task {task}: the transfer law needs >= 4 fine-tuned runs with D_T > 0, "
+            f"got {len(part)}"
+        )
+    return fit.transfer_fit(
+        part["d_f"].to_numpy(float),
+        part["n"].to_numpy(float),
+        part["d_t"].to_numpy(float),
+        n_bootstrap=n_bootstrap,
+    )

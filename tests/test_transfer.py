@@ -1,0 +1,114 @@
+"""The task study's analysis on records built from known laws: arms, pairing, D_T inversion."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from scaling import transfer
+
+K, A_N, A_D = 50.0, 0.1, 0.3  # L_scratch = K N^-a_N D^-a_D
+TRANSFER = dict(k=3.0, alpha=0.7, beta=0.3)  # D_T = k D_F^alpha N^beta
+SIZES = {"s": 1e5, "m": 2e5, "l": 4e5}
+
+
+def scratch_loss(n, d):
+    return K * n**-A_N * d**-A_D
+
+
+def record(task, model, arm, d_f, loss, em=0.0):
+    source = None if arm == transfer.SCRATCH else f"runs/pre-{model}"
+    return {
+        "run_name": f"{task}-{model}-{arm}-{d_f}",
+        "status": "completed",
+        "task": task,
+        "model": model,
+        "seed": 0,
+        "init_from": source,
+        "source_run_name": None if source is None else f"pre-{model}",
+        "tokens_target": d_f,
+        "tokens_seen": d_f,
+        "n_params_nonembedding": SIZES[model],
+        "final_val_loss": loss,
+        "task_resolution": 0.0015,
+        **{f"task_{m}": em for m in transfer.METRICS},
+    }
+
+
+def known_records(task="add") -> pd.DataFrame:
+    rows = [
+        {"run_name": f"pre-{m}", "status": "completed", "task": None, "tokens_target": 1e6}
+        for m in SIZES
+    ]
+    for model, d in itertools.product(SIZES, (1e4, 4e4, 1.6e5)):
+        rows.append(record(task, model, transfer.SCRATCH, d, scratch_loss(SIZES[model], d)))
+    for model, d_f in itertools.product(SIZES, (1e4, 4e4)):
+        n = SIZES[model]
+        d_t = TRANSFER["k"] * d_f ** TRANSFER["alpha"] * n ** TRANSFER["beta"]
+        rows.append(record(task, model, transfer.FINETUNED, d_f, scratch_loss(n, d_f + d_t), 0.2))
+    for model in SIZES:
+        rows.append(record(task, model, transfer.PRETRAIN_ONLY, 0, 9.0, 0.01))
+    return pd.DataFrame(rows)
+
+
+def test_arms_labels_each_task_run_and_leaves_out_pretraining():
+    runs = transfer.arms(known_records())
+    assert runs["arm"].value_counts().to_dict() == {
+        "scratch": 9,
+        "finetuned": 6,
+        "pretrain_only": 3,
+    }
+    assert (runs.loc[runs["arm"] == transfer.PRETRAIN_ONLY, "d_f"] == 0).all()
+
+
+def test_paired_table_lines_up_the_three_arms():
+    paired = transfer.paired_table(transfer.arms(known_records()))
+    row = paired[(paired["model"] == "m") & (paired["d_f"] == 4e4)].iloc[0]
+    assert row["pretrain_only_loss"] == 9.0 and row["pretrain_only_exact_match"] == 0.01
+    assert row["finetuned_exact_match"] == 0.2
+    assert row["scratch_loss"] == pytest.approx(scratch_loss(2e5, 4e4))
+    assert len(paired) == 9  # (3 sizes) x (D_F of either trained arm: 1e4, 4e4, 1.6e5)
+
+
+def test_effective_data_inverts_the_from_scratch_law_exactly():
+    runs = transfer.arms(known_records())
+    effective, fits = transfer.effective_data(runs, n_bootstrap=50)
+    assert fits["add"]["a_D"] == pytest.approx(A_D) and fits["add"]["a_N"] == pytest.approx(A_N)
+    for row in effective.itertuples():
+        truth = TRANSFER["k"] * row.d_f ** TRANSFER["alpha"] * row.n ** TRANSFER["beta"]
+        assert row.d_t == pytest.approx(truth, rel=1e-6)
+    law = transfer.transfer_law(effective, "add", n_bootstrap=50)
+    for name, value in TRANSFER.items():
+        assert law.value(name) == pytest.approx(value, rel=1e-5)
+
+
+def test_effective_data_recovers_the_law_through_noise_with_intervals_covering_it():
+    table = known_records()
+    rng = np.random.default_rng(0)
+    scratch = table["init_from"].isna() & table["task"].notna()
+    table.loc[scratch, "final_val_loss"] *= np.exp(rng.normal(0, 0.01, scratch.sum()))
+    effective, _ = transfer.effective_data(transfer.arms(table), n_bootstrap=200)
+    truth = (
+        TRANSFER["k"] * effective["d_f"] ** TRANSFER["alpha"] * effective["n"] ** TRANSFER["beta"]
+    )
+    covered = (effective["d_t_low"] <= truth) & (truth <= effective["d_t_high"])
+    assert covered.mean() >= 0.8
+    assert np.allclose(effective["d_t"], truth, rtol=0.25)
+
+
+def test_a_from_scratch_loss_that_does_not_fall_with_data_gives_no_d_t():
+    table = known_records()
+    scratch = table["init_from"].isna() & table["task"].notna()
+    table.loc[scratch, "final_val_loss"] = 5.0 * table.loc[scratch, "tokens_seen"] ** 0.01
+    effective, _ = transfer.effective_data(transfer.arms(table), n_bootstrap=0)
+    assert effective["d_e"].isna().all()
+
+
+def test_too_few_from_scratch_runs_are_reported_not_fitted():
+    table = known_records()
+    drop = table["init_from"].isna() & (table["tokens_seen"] > 1e4)
+    effective, fits = transfer.effective_data(transfer.arms(table[~drop]), n_bootstrap=0)
+    assert effective.empty and "needs >= 4 runs" in fits["add"]["skipped"]
