@@ -1,0 +1,91 @@
+"""Training throughput of our step against the PyTorch peer (HF GPT-2), side by side.
+
+    python experiments/bench.py                      # CPU shapes here, GPU shapes on a GPU
+    python experiments/bench.py --shapes gpt2-124m --reps 5
+    python experiments/bench.py --ladder             # GPU: peak memory per ladder rung, T=1024
+
+Prints tokens/s, MFU and ours/peer per shape and writes results/perf/<cpu|gpu>.{md,json}.
+The peer needs the `bench` extra (torch, transformers); without it only our side runs.
+Asserts nothing about speed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+from scaling.ladder import ladder
+from scaling.perf import measure
+from scaling.perf.shapes import CPU_SHAPES, GPU_SHAPES, SHAPES, Shape
+from scaling.train import git_commit
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--device", choices=("cpu", "gpu"), default=None, help="default: detected")
+    p.add_argument("--shapes", default=None, help=f"comma-separated, of {sorted(SHAPES)}")
+    p.add_argument("--sides", default=None, help=f"comma-separated, of {list(measure.SIDES)}")
+    p.add_argument("--reps", type=int, default=5, help="interleaved blocks per side")
+    p.add_argument("--block-s", type=float, default=3.0, help="seconds per timed block")
+    p.add_argument("--warmup", type=int, default=3, help="untimed steps per side first")
+    p.add_argument("--ladder", action="store_true", help="also: memory per ladder rung")
+    p.add_argument("--ladder-batch", type=int, default=8, help="sequences per ladder step")
+    p.add_argument("--out", type=Path, default=None, help="default: results/perf/<device>")
+    args = p.parse_args()
+
+    device = args.device or ("gpu" if _has_gpu() else "cpu")
+    names = args.shapes.split(",") if args.shapes else None
+    unknown = sorted(set(names or ()) - set(SHAPES))
+    if unknown:
+        p.error(f"--shapes: unknown {unknown}; known: {sorted(SHAPES)}")
+    shapes = (
+        [SHAPES[n] for n in names] if names else list(CPU_SHAPES if device == "cpu" else GPU_SHAPES)
+    )
+    sides = tuple(args.sides.split(",")) if args.sides else None
+    if sides and set(sides) - set(measure.SIDES):
+        p.error(f"--sides: unknown {sorted(set(sides) - set(measure.SIDES))}")
+
+    report = {
+        "command": "python " + shlex.join(["experiments/bench.py", *sys.argv[1:]]),
+        "date": measure.now_utc(),
+        "git_commit": git_commit(),
+        "reps": args.reps,
+        "block_s": args.block_s,
+        "shapes": measure.bench_shapes(shapes, device, sides, args.reps, args.block_s, args.warmup),
+    }
+    if args.ladder:
+        rungs = [
+            Shape(c.name, c.n_layers, c.d_model, c.n_heads, 256, args.ladder_batch, 1024)
+            for c in ladder()
+        ]
+        report["ladder_seq_len"], report["ladder_batch_size"] = 1024, args.ladder_batch
+        report["ladder"], report["largest_rung"] = measure.ladder_memory(
+            rungs, device, reps=1, block_s=args.block_s, warmup=2
+        )
+    done = [r for r in report["shapes"] + report.get("ladder", []) if "machine" in r]
+    if not done:
+        print("every shape failed; nothing written", file=sys.stderr)
+        return 1
+    report["machine"] = done[0]["machine"]
+    out = args.out or ROOT / "results" / "perf" / device
+    for path in measure.write_tables(out, report):
+        print(f"wrote {path}", file=sys.stderr)
+    print(measure.markdown(report))
+    return 0
+
+
+def _has_gpu() -> bool:
+    # Asked without importing jax here: this process must not claim the accelerator's memory.
+    import shutil
+    import subprocess
+
+    smi = shutil.which("nvidia-smi")
+    return bool(smi) and subprocess.run([smi, "-L"], capture_output=True).returncode == 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,70 @@
+"""Our side of the benchmark: the Trainer's own jitted step, built by the same functions.
+
+`scaling.train.Trainer` builds its step from `Plan`, `make_schedule`, `make_optimizer`,
+`init_state` and `make_train_step`, compiles it ahead of time and feeds it host batches through
+`jnp.asarray`; this does exactly that on random tokens, so the figure is the training loop's.
+"""
+
+from __future__ import annotations
+
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from scaling import train
+from scaling.config import TrainConfig
+from scaling.model import build_model
+from scaling.perf.shapes import Shape
+
+N_BATCHES = 4  # distinct random batches cycled through, generated once on the host
+
+
+def random_batches(shape: Shape, seed: int = 0) -> list[np.ndarray]:
+    """int32 (B, T+1) token batches, uniform over the vocabulary; the same for every side."""
+    rng = np.random.default_rng(seed)
+    size = (shape.batch_size, shape.seq_len + 1)
+    return [rng.integers(0, shape.vocab_size, size, dtype=np.int32) for _ in range(N_BATCHES)]
+
+
+class OursStep:
+    """One shape's compiled training step and state; `run(n)` times n steps."""
+
+    name = "ours"
+
+    def __init__(self, shape: Shape, remat: bool = False, seed: int = 0):
+        self.shape = shape
+        cfg = TrainConfig(batch_size=shape.batch_size, tokens=10**12, seed=seed)
+        plan = train.Plan.from_config(cfg, shape.seq_len)
+        tx = train.make_optimizer(cfg, train.make_schedule(cfg, plan))
+        model_cfg = shape.model_config(remat=remat)
+        graphdef, self.state = train.init_state(
+            lambda: build_model(model_cfg, shape.vocab_size, shape.seq_len, seed=seed), tx
+        )
+        step = train.make_train_step(graphdef, tx, model_cfg.z_loss, cfg.grad_accum)
+        batch = jax.ShapeDtypeStruct((shape.batch_size, shape.seq_len + 1), jnp.int32)
+        start = time.perf_counter()
+        self.step = step.lower(self.state, batch).compile()
+        self.compile_s = time.perf_counter() - start
+        self.batches = random_batches(shape, seed)
+        self.loss: float | None = None
+        self._i = 0
+
+    def run(self, n_steps: int) -> float:
+        """Seconds for n steps, from the first dispatch until the last loss is on the host."""
+        start = time.perf_counter()
+        for _ in range(n_steps):
+            batch = self.batches[self._i % N_BATCHES]
+            self.state, metrics = self.step(self.state, jnp.asarray(batch))
+            self._i += 1
+        self.loss = float(metrics["loss"])
+        return time.perf_counter() - start
+
+    def peak_memory_bytes(self) -> int | None:
+        """Peak device memory of this process so far; None where the backend keeps no count."""
+        stats = jax.local_devices()[0].memory_stats()
+        return stats.get("peak_bytes_in_use") if stats else None
+
+    def device_kind(self) -> str:
+        return jax.local_devices()[0].device_kind
