@@ -9,6 +9,7 @@ from omegaconf import DictConfig
 
 from scaling.cli import exit_if_preempted, run_entry
 from scaling.config import register_configs, run_dir_of, to_dataclass
+from scaling.shard import initialize_distributed
 from scaling.sweep import record_failure
 from scaling.train import pretrain
 
@@ -16,6 +17,7 @@ register_configs()
 
 
 def _pretrain(cfg: DictConfig) -> float | None:
+    initialize_distributed()  # only under srun with several tasks, or JAX_COORDINATOR_ADDRESS
     config = to_dataclass(cfg)
     record = pretrain(config)
     print(f"{record['status']}: {run_dir_of(config)}  final val loss {record['final_val_loss']}")

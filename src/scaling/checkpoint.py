@@ -39,9 +39,10 @@ class Checkpointer:
     def restore_latest(self, template: Any) -> tuple[int, Any] | None:
         """The newest restorable (step, state), or None when there is no checkpoint.
 
-        `template` is a pytree of arrays or ShapeDtypeStructs with the state's structure.
+        `template` is a pytree of arrays or ShapeDtypeStructs with the state's structure; the
+        arrays come back with the template's shardings, whatever mesh they were saved from.
         """
-        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, template)
+        abstract = jax.tree.map(_target, template)
         failures = []
         for step in reversed(self.steps()):
             try:
@@ -80,3 +81,13 @@ class Checkpointer:
     def close(self) -> None:
         self._manager.wait_until_finished()
         self._manager.close()
+
+
+def _target(leaf: Any) -> jax.ShapeDtypeStruct:
+    """What orbax restores one leaf into: the leaf's own sharding, or the first local device
+    for a leaf without one (orbax would otherwise insist on the mesh it was saved from)."""
+    struct = ocp.utils.to_shape_dtype_struct(leaf)
+    if getattr(struct, "sharding", None) is not None:
+        return struct
+    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    return jax.ShapeDtypeStruct(struct.shape, struct.dtype, sharding=device)

@@ -37,6 +37,7 @@ CORPORA = ("synthetic", "text", "pystdlib", "memmap", "hf")
 TOKENIZERS = ("byte", "bpe")
 SCHEDULES = ("cosine", "wsd", "constant")
 PROGRESS = ("auto", "on", "off")
+PARALLEL_STRATEGIES = ("auto", "single", "dp", "fsdp")
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=+,-]*$")
 
 
@@ -137,10 +138,19 @@ class TrainConfig:
 
 
 @dataclass
+class ParallelConfig:
+    """How a run spreads over devices (scaling.shard); it may change when a run resumes."""
+
+    strategy: str = "auto"  # single, dp, fsdp; auto: single on one device, dp on more
+    devices: int = -1  # how many of the visible devices; -1: all
+
+
+@dataclass
 class PretrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    parallel: ParallelConfig = field(default_factory=ParallelConfig)
     out_dir: str = "runs"
     run_name: str = "${model.name}-${data.corpus}-D${train.tokens}-s${train.seed}"
 
@@ -320,6 +330,12 @@ def validate(cfg: PretrainConfig) -> PretrainConfig:
     if t.stop_at_step is not None:
         _positive("train.stop_at_step", t.stop_at_step)
 
+    p = cfg.parallel
+    _one_of("parallel.strategy", p.strategy, PARALLEL_STRATEGIES)
+    _check(
+        p.devices == -1 or p.devices >= 1,
+        f"parallel.devices={p.devices} must be -1 (all) or positive",
+    )
     _check(bool(cfg.out_dir), "out_dir must not be empty")
     _check(
         is_safe_run_name(cfg.run_name),

@@ -315,7 +315,7 @@ class FinetuneTrainer(Trainer):
             source_step, params = restore_params(self.source)
             _check_same_tree(params, self.state["params"], self.source.run_dir)
             # Parameters only: the optimizer state and schedule stay this run's fresh ones.
-            self.state = {**self.state, "params": params}
+            self.state = {**self.state, "params": self.layout.place(params)}
             self.record["source_step"] = source_step
         elif self.source is not None:
             self.record["source_step"] = self._stored_source_step()
@@ -328,8 +328,8 @@ class FinetuneTrainer(Trainer):
     def _compile(self) -> float:
         start = time.perf_counter()
         t, seq_len = self.cfg.train, self.cfg.data.seq_len
-        tokens = jax.ShapeDtypeStruct((t.batch_size, seq_len + 1), jnp.int32)
-        mask = jax.ShapeDtypeStruct((t.batch_size, seq_len + 1), jnp.bool_)
+        tokens = self.layout.batch_spec((t.batch_size, seq_len + 1), jnp.int32)
+        mask = self.layout.batch_spec((t.batch_size, seq_len + 1), jnp.bool_)
         self.train_step = self.train_step.lower(self.state, tokens, mask).compile()
         self.eval_step = self.eval_step.lower(self.state["params"], tokens).compile()
         return time.perf_counter() - start

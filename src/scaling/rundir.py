@@ -30,6 +30,15 @@ STATUS_DIVERGED = "diverged"
 STATUS_STOPPED = "stopped"  # stopped early on purpose (train.stop_at_step): resumable
 STATUS_PREEMPTED = "preempted"  # SIGTERM/SIGUSR1: checkpointed and stopped, resumable
 
+# In a multi-process run only process 0 writes the run dir (scaling.shard turns the others off).
+_writes_enabled = True
+
+
+def set_writer(enabled: bool) -> None:
+    """Whether this process writes config, record and metrics (the others only read them)."""
+    global _writes_enabled
+    _writes_enabled = enabled
+
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     path = Path(path)
@@ -51,6 +60,8 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def write_config(run_dir: Path, config: dict[str, Any]) -> None:
+    if not _writes_enabled:
+        return
     atomic_write_text(Path(run_dir) / CONFIG_FILE, yaml.safe_dump(config, sort_keys=False))
 
 
@@ -59,6 +70,8 @@ def read_config(run_dir: Path) -> dict[str, Any]:
 
 
 def write_record(run_dir: Path, record: dict[str, Any]) -> None:
+    if not _writes_enabled:
+        return
     text = json.dumps(record, indent=2, sort_keys=False, default=_json_default)
     atomic_write_text(Path(run_dir) / RECORD_FILE, text + "\n")
 
@@ -73,6 +86,8 @@ def read_record(run_dir: Path) -> dict[str, Any] | None:
 
 
 def append_metrics(run_dir: Path, row: dict[str, Any]) -> None:
+    if not _writes_enabled:
+        return
     # One write of one whole line: a kill can at worst leave a partial last line, which
     # read_metrics skips and truncate_metrics removes.
     line = json.dumps(row, default=_json_default) + "\n"
@@ -96,13 +111,21 @@ def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
 
 def truncate_metrics(run_dir: Path, last_step: int) -> None:
     """Keep only the rows up to `last_step` (the step a resumed run restarts after)."""
+    if not _writes_enabled:
+        return
     rows = [r for r in read_metrics(run_dir) if r.get("step", 0) <= last_step]
     text = "".join(json.dumps(r) + "\n" for r in rows)
     atomic_write_text(Path(run_dir) / METRICS_FILE, text)
 
 
 # Settings that may change between a run and its resumption without changing the run.
-_RESUMABLE_KEYS = {("train", "stop_at_step"), ("train", "progress"), ("train", "async_ckpt")}
+_RESUMABLE_KEYS = {
+    ("train", "stop_at_step"),
+    ("train", "progress"),
+    ("train", "async_ckpt"),
+    ("parallel", "strategy"),  # a checkpoint restores onto any mesh
+    ("parallel", "devices"),
+}
 
 
 def check_same_run(run_dir: Path, config: dict[str, Any]) -> None:

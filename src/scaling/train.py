@@ -28,7 +28,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from scaling import accounting, rundir
+from scaling import accounting, rundir, shard
 from scaling.checkpoint import Checkpointer
 from scaling.config import (
     PretrainConfig,
@@ -99,15 +99,25 @@ def make_optimizer(train: TrainConfig, schedule: optax.Schedule) -> optax.Gradie
 
 
 def init_state(
-    model_factory: Callable[[], Transformer], tx: optax.GradientTransformation
+    model_factory: Callable[[], Transformer],
+    tx: optax.GradientTransformation,
+    layout: shard.Layout = shard.SINGLE,
 ) -> tuple[Any, TrainState]:
     """The graphdef and a fresh train state, initialised in one compiled call.
 
     Built eagerly, every initializer and optimizer buffer is its own small XLA compile
     (about 40 for a 2-layer model, seconds on a CPU); under one `jax.jit` it is a single one.
+    On a mesh each device initialises only its own shards.
     """
     graphdef, _ = nnx.split(nnx.eval_shape(model_factory))
-    return graphdef, jax.jit(lambda: fresh_state(model_factory, tx))()
+
+    def make() -> TrainState:
+        return fresh_state(model_factory, tx)
+
+    if layout.mesh is None:
+        return graphdef, jax.jit(make)()
+    shardings = layout.shardings(jax.eval_shape(make))
+    return graphdef, jax.jit(make, out_shardings=shardings)()
 
 
 def fresh_state(
@@ -137,12 +147,17 @@ def make_loss_fn(graphdef: Any, z_loss: float) -> Callable[..., tuple]:
 
 
 def make_train_step(
-    graphdef: Any, tx: optax.GradientTransformation, z_loss: float, grad_accum: int
+    graphdef: Any,
+    tx: optax.GradientTransformation,
+    z_loss: float,
+    grad_accum: int,
+    layout: shard.Layout = shard.SINGLE,
 ) -> Callable[[TrainState, jax.Array], tuple[TrainState, dict]]:
     """The jitted step; `state` is donated, so the caller must use the returned one.
 
     `mask_BxTp1` (optional, same shape as the batch) restricts the loss to its positions;
-    without it the step is exactly the pre-training step.
+    without it the step is exactly the pre-training step. On a mesh (`layout`) the parameters
+    are gathered for the passes and the gradients and new state pinned to the state's shards.
     """
     grad_fn = jax.value_and_grad(make_loss_fn(graphdef, z_loss), has_aux=True)
 
@@ -150,8 +165,9 @@ def make_train_step(
         state: TrainState, batch_BxTp1: jax.Array, mask_BxTp1: jax.Array | None = None
     ) -> tuple[TrainState, dict]:
         params = state["params"]
+        whole = layout.gather(params)
         if grad_accum == 1:
-            (loss, aux), grads = grad_fn(params, batch_BxTp1, mask_BxTp1)
+            (loss, aux), grads = grad_fn(whole, batch_BxTp1, mask_BxTp1)
         else:
 
             def split(x_BxTp1: jax.Array | None) -> jax.Array | None:
@@ -162,13 +178,14 @@ def make_train_step(
             micro = (split(batch_BxTp1), split(mask_BxTp1))
 
             def accumulate(carry: tuple, micro_i: tuple) -> tuple[tuple, None]:
-                (loss_i, aux_i), grads_i = grad_fn(params, *micro_i)
+                (loss_i, aux_i), grads_i = grad_fn(whole, *micro_i)
                 return jax.tree.map(jnp.add, carry, (loss_i, aux_i, grads_i)), None
 
             zero = jnp.zeros((), jnp.float32)
             zeros = (zero, {"ce": zero, "z": zero}, jax.tree.map(jnp.zeros_like, params))
             (loss, aux, grads), _ = jax.lax.scan(accumulate, zeros, micro)
             loss, aux, grads = jax.tree.map(lambda x: x / grad_accum, (loss, aux, grads))
+        grads = layout.constrain(grads)
         grad_norm = optax.tree.norm(grads)
         updates, opt_state = tx.update(grads, state["opt_state"], params)
         finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
@@ -181,7 +198,7 @@ def make_train_step(
             "step": state["step"] + 1,
             "first_bad_step": first_bad,
         }
-        return new_state, {"loss": loss, "ce": aux["ce"], "grad_norm": grad_norm}
+        return layout.constrain(new_state), {"loss": loss, "ce": aux["ce"], "grad_norm": grad_norm}
 
     return jax.jit(step, donate_argnums=0)
 
@@ -273,6 +290,8 @@ def run_in_dir(
     if previous is not None and previous["status"] == rundir.STATUS_COMPLETED:
         log.info("%s is already complete", run_dir)
         return previous
+    # A layout the devices cannot hold fails before anything is built or written.
+    shard.make_layout(cfg.parallel, cfg.train.batch_size, cfg.train.grad_accum)
     corpus = make_corpus()
     corpus.require(cfg.train.batch_size, cfg.data.seq_len)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -303,14 +322,24 @@ class PreemptionWatch:
     SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
 
     def __init__(self) -> None:
-        self.signal: signal.Signals | None = None
+        self.signal: signal.Signals | None = None  # what the loop acts on (see poll)
+        self._caught: signal.Signals | None = None
         self._previous: dict[int, Any] = {}
         if threading.current_thread() is threading.main_thread():
             for sig in self.SIGNALS:
                 self._previous[sig] = signal.signal(sig, self._handle)
 
     def _handle(self, signum: int, frame: Any) -> None:
-        self.signal = signal.Signals(signum)
+        self._caught = signal.Signals(signum)
+
+    def poll(self, boundary: bool) -> None:
+        """Take up a caught signal after a step. The processes of a multi-process run must stop
+        at the same step, so they take it up together at a boundary (a step where the loop waits
+        for the devices anyway), whichever of them caught it."""
+        if jax.process_count() == 1:
+            self.signal = self._caught
+        elif boundary and (caught := shard.max_over_processes(self._caught or 0)):
+            self.signal = signal.Signals(caught)
 
     def restore(self) -> None:
         """Put the previous handlers back and pass a caught signal on to a Python handler among
@@ -332,12 +361,19 @@ class Trainer:
         self.plan = Plan.from_config(t, seq_len)
         self.schedule = make_schedule(t, self.plan)
         self.tx = make_optimizer(t, self.schedule)
+        self.layout = shard.make_layout(cfg.parallel, t.batch_size, t.grad_accum)
         self.graphdef, self.state = init_state(
-            lambda: build_model(cfg.model, corpus.vocab_size, seq_len, seed=t.seed), self.tx
+            lambda: build_model(cfg.model, corpus.vocab_size, seq_len, seed=t.seed),
+            self.tx,
+            self.layout,
         )
-        self.train_step = make_train_step(self.graphdef, self.tx, cfg.model.z_loss, t.grad_accum)
+        self.train_step = make_train_step(
+            self.graphdef, self.tx, cfg.model.z_loss, t.grad_accum, self.layout
+        )
         self.eval_step = make_eval_step(self.graphdef)
-        self.val_batches = corpus.val_batches(t.eval_batches, t.batch_size, seq_len)
+        self.val_batches = jax.tree.map(
+            self.layout.put_batch, corpus.val_batches(t.eval_batches, t.batch_size, seq_len)
+        )
         self.ckpt = Checkpointer(run_dir / rundir.CKPT_DIR, t.keep_ckpts, t.async_ckpt)
         self.record = self._static_record()
 
@@ -377,7 +413,10 @@ class Trainer:
             "seed": cfg.train.seed,
             "backend": jax.default_backend(),
             "device_kind": device.device_kind,
-            "n_devices": jax.device_count(),
+            "n_devices": self.layout.n_devices,  # in use (MFU's peak is per device x this)
+            "n_processes": jax.process_count(),
+            "parallel": self.layout.strategy,
+            "state_bytes_per_device": shard.bytes_per_device(self.state),
             "peak_flops_per_s": accounting.device_peak_flops(device.device_kind),
             "versions": versions(),
             "git_commit": git_commit(),
@@ -405,9 +444,12 @@ class Trainer:
                 batch = self.corpus.train_batch(step, t.batch_size, self.cfg.data.seq_len)
                 # A task corpus gives (tokens, answer_mask); a pre-training corpus tokens alone.
                 arrays = batch if isinstance(batch, tuple) else (batch,)
-                self.state, metrics = self.train_step(self.state, *map(jnp.asarray, arrays))
+                self.state, metrics = self.train_step(
+                    self.state, *map(self.layout.put_batch, arrays)
+                )
                 pending.append(metrics)
                 step += 1
+                watch.poll(boundary=step % t.log_every == 0)
                 if steady_start is None:
                     # Time steady-state steps only: the first includes dispatch warm-up.
                     jax.block_until_ready(self.state["step"])
@@ -478,9 +520,9 @@ class Trainer:
         """Compile the train and eval steps ahead of time; the seconds it took."""
         start = time.perf_counter()
         t, seq_len = self.cfg.train, self.cfg.data.seq_len
-        batch = jax.ShapeDtypeStruct((t.batch_size, seq_len + 1), jnp.int32)
+        batch = self.layout.batch_spec((t.batch_size, seq_len + 1), jnp.int32)
         self.train_step = self.train_step.lower(self.state, batch).compile()
-        eval_batch = jax.ShapeDtypeStruct(self.val_batches[0].shape, jnp.int32)
+        eval_batch = self.layout.batch_spec(self.val_batches[0].shape, jnp.int32)
         self.eval_step = self.eval_step.lower(self.state["params"], eval_batch).compile()
         return time.perf_counter() - start
 
@@ -528,6 +570,8 @@ class Trainer:
         if steady_s and steady_steps:
             tokens_per_s = steady_steps * self.plan.tokens_per_step / steady_s
         flops = self.record["flops_per_token_6n_attn"]
+        peak = self.record["peak_flops_per_s"]
+        peak_in_use = peak * self.record["n_devices"] if peak else None
         record = {
             **self.record,
             **self._progress_fields(step),
@@ -541,9 +585,7 @@ class Trainer:
             "compile_time_s": compile_s,
             "step_time_s": steady_s / steady_steps if tokens_per_s else None,
             "tokens_per_s": tokens_per_s,
-            "mfu": accounting.mfu(tokens_per_s, flops, self.record["peak_flops_per_s"])
-            if tokens_per_s
-            else None,
+            "mfu": accounting.mfu(tokens_per_s, flops, peak_in_use) if tokens_per_s else None,
         }
         for key, per_token in self.record.items():
             if key.startswith("flops_per_token_"):
