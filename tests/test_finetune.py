@@ -88,7 +88,7 @@ def test_step_zero_is_the_source_and_differs_from_scratch(runs):
     assert finetuned["initial_val_loss"] == only["final_val_loss"]
     assert finetuned["initial_task_answer_logprob"] == only["task_answer_logprob"]
     assert scratch["initial_val_loss"] != finetuned["initial_val_loss"]
-    assert scratch["init_from"] is None and scratch["run_name"].endswith("-from-scratch-s0")
+    assert scratch["init_from"] is None and scratch["run_name"].endswith("-from-scratch-tiny-s0")
     assert scratch["status"] == "completed" and scratch["steps"] == 48
 
 

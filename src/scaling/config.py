@@ -109,6 +109,8 @@ class DataConfig:
     cache_dir: str = "~/.cache/scaling"  # BPE tokenisers and tokenised corpora
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
     task_mix: TaskMixConfig = field(default_factory=TaskMixConfig)
+    unique_tokens: int | None = None  # cap on distinct training tokens, repeated (data/repeat.py)
+    corrupt_fraction: float = 0.0  # share of training rows replaced by noise (data/corrupt.py)
 
 
 @dataclass
@@ -167,12 +169,15 @@ class TaskConfig:
     seed: int = 0  # picks the eval problems and their shots; never the split
 
 
-def source_name(init_from: str | None) -> str:
-    """The name of the run a fine-tuning run starts from ("scratch" for none), for run names."""
-    return Path(str(init_from)).name if init_from else "scratch"
+def source_name(init_from: str | None, model_name: str = "") -> str:
+    """What a fine-tuning run starts from, for run names: the source run's name, or
+    "scratch-<model>" (the model is named so that sizes trained from scratch stay apart)."""
+    if init_from:
+        return Path(str(init_from)).name
+    return f"scratch-{model_name}" if model_name else "scratch"
 
 
-# Resolved in run names such as conf/finetune.yaml's: ${source_name:${init_from}}.
+# Resolved in run names: ${source_name:${init_from},${model.name}}.
 if not OmegaConf.has_resolver("source_name"):
     OmegaConf.register_new_resolver("source_name", source_name)
 
@@ -189,7 +194,8 @@ class FinetuneConfig(PretrainConfig):
     task: TaskConfig = field(default_factory=TaskConfig)
     init_from: str | None = None  # a pre-training run dir; None: from scratch
     run_name: str = (
-        "ft-${task.name}-D${train.tokens}-from-${source_name:${init_from}}-s${train.seed}"
+        "ft-${task.name}-D${train.tokens}"
+        "-from-${source_name:${init_from},${model.name}}-s${train.seed}"
     )
 
 
@@ -293,6 +299,12 @@ def validate(cfg: PretrainConfig) -> PretrainConfig:
         _check(d.vocab_size is not None, "data.corpus=memmap needs data.vocab_size")
         _positive("data.vocab_size", d.vocab_size)
         _one_of("data.memmap_dtype", d.memmap_dtype, ("uint8", "uint16", "uint32", "int32"))
+    if d.unique_tokens is not None:
+        _positive("data.unique_tokens", d.unique_tokens)
+    _check(
+        isinstance(d.corrupt_fraction, int | float) and 0 <= d.corrupt_fraction < 1,
+        f"data.corrupt_fraction={d.corrupt_fraction!r} must be in [0, 1)",
+    )
     if d.corpus == "synthetic":
         s = d.synthetic
         for key in ("n_facts", "fact_len", "key_alphabet", "value_alphabet", "zipf_exponent"):

@@ -46,6 +46,15 @@ class Study:
     def failed(self) -> pd.DataFrame:
         return self.runs[self.runs["status"] != "completed"]
 
+    def compile_share(self) -> dict[str, float] | None:
+        """Seconds spent compiling against the runs' wall time (each run's, from its start
+        to its record; process start-up and imports are outside both)."""
+        done = self.runs[self.runs["status"] == "completed"]
+        wall, comp = done["wall_time_s"].sum(), done["compile_time_s"].sum()
+        if not wall > 0:
+            return None
+        return {"compile_s": float(comp), "wall_s": float(wall), "share": float(comp / wall)}
+
 
 def load_study(runs_root: Path, name: str, n_convention: str = "nonembedding") -> Study:
     runs = records.collect(runs_root)
@@ -306,6 +315,14 @@ def markdown(study: Study, fits: Fits, command: str, plots: list[str]) -> str:
             f"{held.mean_abs_rel_error:.2%}, max {held.max_abs_rel_error:.2%}.",
             "",
         ]
+    share = study.compile_share()
+    if share is not None:
+        out += [
+            f"Compilation took {share['compile_s']:.1f} s of the runs' {share['wall_s']:.1f} s "
+            f"wall time ({share['share']:.1%}); the persistent compilation cache serves repeated "
+            "shapes.",
+            "",
+        ]
     out += ["## Runs", "", runs_table(study), ""]
     if len(study.failed):
         out += ["Runs not completed:", ""]
@@ -331,6 +348,7 @@ def write_report(study: Study, fits: Fits, results_dir: Path, command: str) -> l
         "command": command,
         "conventions": {"N": f"n_params_{study.n_convention}", "C": "6ND", "loss": "nats/token"},
         "entropy_nats_per_token": study.entropy,
+        "compile_share": study.compile_share(),
         "fits": {k: v.to_dict() for k, v in fits.results.items()},
         "skipped": fits.skipped,
     }

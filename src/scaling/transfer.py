@@ -161,6 +161,8 @@ def effective_data(
 
 def transfer_law(effective: pd.DataFrame, task: str, n_bootstrap: int = 1000) -> fit.FitResult:
     """D_T = k D_F^alpha N^beta on one task's fine-tuned runs with D_T > 0."""
+    if effective.empty:
+        raise ValueError(f"task {task}: no fine-tuned loss could be inverted to a D_T")
     part = effective[(effective["task"] == task) & (effective["d_t"] > 0)]
     if len(part) < 4:
         raise ValueError(

@@ -1,0 +1,332 @@
+"""Report of a task study: paired arms, effective data transferred, emergence verdicts.
+
+    python -m scaling.taskreport runs/tasks results/tasks
+
+Reads the records under the study's root (its pre-training sources, fine-tuned, pre-train-only
+and from-scratch runs), never model code, and writes README.md, CSV tables, tasks.json and
+plots. See scaling.transfer for the arms and D_T, scaling.emergence for the verdicts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from scaling import emergence, fit, records, transfer
+from scaling.metrics import resolution_note
+from scaling.rundir import atomic_write_text
+
+VERDICT_AXIS = "c"  # pre-training compute: the axis with the most distinct scales in a study
+EMERGENCE_COLUMNS_D = "source_tokens"
+
+
+@dataclass
+class TaskStudy:
+    """A task study's tables, as the report and the claims ledger use them."""
+
+    runs: pd.DataFrame  # arms (scaling.transfer.arms)
+    paired: pd.DataFrame
+    effective: pd.DataFrame
+    scratch_fits: dict[str, dict]
+    transfer_laws: dict[str, fit.FitResult]
+    emergence_input: dict[str, pd.DataFrame]  # arm -> tidy table for scaling.emergence
+    verdicts: dict[str, pd.DataFrame]  # arm -> emergence.verdict_table
+    skipped: dict[str, str] = field(default_factory=dict)
+
+
+def emergence_input(runs: pd.DataFrame, sources: pd.DataFrame, arm: str) -> pd.DataFrame:
+    """One row per run of `arm` (the fine-tuned arm at its largest D_F per task), with the
+    source's N, compute and pre-training loss, and the task metrics as emergence expects them."""
+    part = runs[runs["arm"] == arm]
+    if arm == transfer.FINETUNED and len(part):
+        largest = part.groupby("task")["d_f"].transform("max")
+        part = part[part["d_f"] == largest]
+    compute = sources.set_index("run_name")["flops_6n"]
+    table = pd.DataFrame(
+        {
+            "task": part["task"],
+            "run_name": part["run_name"],
+            "n": part["source_n_params_nonembedding"].astype(float),
+            "compute": part["source_run_name"].map(compute).astype(float),
+            EMERGENCE_COLUMNS_D: part["source_tokens"].astype(float),
+            "pretrain_loss": part["pretrain_final_val_loss"].astype(float),
+            "n_examples": part["task_n_eval"],
+            **{m: part[f"task_{m}"].astype(float) for m in transfer.METRICS},
+        }
+    )
+    return table.reset_index(drop=True)
+
+
+def _columns(table: pd.DataFrame) -> emergence.Columns:
+    # Without variation in D the Du test must not be handed a constant column.
+    varies = table[EMERGENCE_COLUMNS_D].nunique() > 1
+    return emergence.Columns(
+        n="n", c="compute", d=EMERGENCE_COLUMNS_D if varies else "-", loss="pretrain_loss"
+    )
+
+
+def analyse(root: Path, n_bootstrap: int = 1000) -> TaskStudy:
+    """Every table of the task study under `root`."""
+    table = records.collect(root)
+    runs = transfer.arms(table)
+    if runs.empty:
+        raise ValueError(f"{root} holds no completed task runs")
+    sources = table[table["task"].isna()] if "task" in table else table
+    effective, scratch_fits = transfer.effective_data(runs, n_bootstrap)
+    laws, skipped = {}, {}
+    for task in sorted(runs["task"].unique()):
+        try:
+            laws[task] = transfer.transfer_law(effective, task, n_bootstrap)
+        except ValueError as err:
+            skipped[f"transfer_law:{task}"] = str(err)
+    inputs, verdicts = {}, {}
+    for arm in (transfer.PRETRAIN_ONLY, transfer.FINETUNED):
+        inputs[arm] = emergence_input(runs, sources, arm)
+        if inputs[arm].empty:
+            skipped[f"emergence:{arm}"] = f"no {arm} runs"
+            continue
+        verdicts[arm] = emergence.verdict_table(
+            inputs[arm],
+            metrics=list(transfer.METRICS),
+            columns=_columns(inputs[arm]),
+            verdict_axis=VERDICT_AXIS,
+        )
+    return TaskStudy(
+        runs,
+        transfer.paired_table(runs),
+        effective,
+        scratch_fits,
+        laws,
+        inputs,
+        verdicts,
+        skipped,
+    )
+
+
+# ------------------------------------------------------------------------------ markdown
+
+
+def _f(value: Any, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and not np.isfinite(value)):
+        return "–"
+    if isinstance(value, float | np.floating):
+        return f"{value:.{digits}g}"
+    return str(value)
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    lines += ["| " + " | ".join(_f(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def paired_markdown(paired: pd.DataFrame) -> str:
+    header = ["task", "model", "N", "D_F"]
+    arms = (transfer.PRETRAIN_ONLY, transfer.FINETUNED, transfer.SCRATCH)
+    for arm in arms:
+        header += [f"{arm} loss", f"{arm} EM", f"{arm} tok acc"]
+    rows = []
+    for r in paired.to_dict("records"):
+        row = [r["task"], r["model"], r["n"], r["d_f"]]
+        for arm in arms:
+            row += [
+                r.get(f"{arm}_loss"),
+                r.get(f"{arm}_exact_match"),
+                r.get(f"{arm}_token_accuracy"),
+            ]
+        rows.append(row)
+    return _table(header, rows)
+
+
+def effective_markdown(effective: pd.DataFrame) -> str:
+    header = ["task", "model", "D_F", "fine-tuned loss", "D_E [95% CI]", "D_T [95% CI]", "D_E/D_F"]
+    rows = [
+        [
+            r["task"],
+            r["model"],
+            r["d_f"],
+            r["finetuned_loss"],
+            f"{_f(r['d_e'])} [{_f(r['d_e_low'])}, {_f(r['d_e_high'])}]"
+            + (" (extrapolated)" if r["extrapolated"] else ""),
+            f"{_f(r['d_t'])} [{_f(r['d_t_low'])}, {_f(r['d_t_high'])}]",
+            r["data_multiplier"],
+        ]
+        for r in effective.to_dict("records")
+    ]
+    return _table(header, rows)
+
+
+def verdict_markdown(verdicts: pd.DataFrame) -> str:
+    axis = VERDICT_AXIS
+    header = ["task", "metric", "B vs C / (n-1)", "jump vs C", "jump vs N", "jump vs loss"]
+    header += ["Schaeffer verdict", "Du et al. (loss explains?)", "Du p"]
+    rows = [
+        [
+            r["task"],
+            r["metric"],
+            r.get(f"breakthroughness_ratio_{axis}"),
+            r.get(f"jump_{axis}"),
+            r.get("jump_n"),
+            r.get("jump_loss"),
+            r["schaeffer_verdict"],
+            r["du_verdict"],
+            r.get("du_p_value"),
+        ]
+        for r in verdicts.to_dict("records")
+    ]
+    return _table(header, rows)
+
+
+def markdown(study: TaskStudy, command: str, plots: list[str]) -> str:
+    runs = study.runs
+    n_eval = int(runs["task_n_eval"].min())
+    out = [
+        "# Task study: pre-train-only vs fine-tuned vs from scratch",
+        "",
+        f"Rebuilt by `{command}` on {dt.date.today().isoformat()} from {len(runs)} task runs "
+        f"({', '.join(f'{(runs.arm == a).sum()} {a}' for a in transfer.ARMS)}).",
+        "",
+        "Loss is the answer-token cross-entropy (nats/token) on the task's fixed eval split; "
+        "EM is exact match (greedy), tok acc per-token accuracy. "
+        f"Evaluation sets of {n_eval} problems: {resolution_note(n_eval)}. "
+        "D_F counts task tokens trained on (sequence positions, padding included). "
+        "N is non-embedding parameters.",
+        "",
+        "## Paired arms",
+        "",
+        paired_markdown(study.paired),
+        "",
+        "## Effective data transferred (Hernandez et al. 2021)",
+        "",
+        "The from-scratch loss is fitted across sizes as L = K N^(-a_N) D^(-a_D) and inverted at "
+        "each fine-tuned loss: D_E is the from-scratch data that loss would take, D_T = D_E - D_F.",
+        "",
+    ]
+    for task, law in study.scratch_fits.items():
+        if "skipped" in law:
+            out.append(f"- {task}: from-scratch fit skipped: {law['skipped']}")
+        else:
+            out.append(
+                f"- {task}: K = {law['K']:.3g}, a_N = {law['a_N']:.3g}, a_D = {law['a_D']:.3g} "
+                f"({law['n_points']} from-scratch runs)"
+            )
+    out += ["", effective_markdown(study.effective) if len(study.effective) else "No D_T.", ""]
+    out += ["Transfer law D_T = k D_F^alpha N^beta:", ""]
+    for task in sorted(runs["task"].unique()):
+        law = study.transfer_laws.get(task)
+        if law is None:
+            out.append(f"- {task}: not fitted: {study.skipped.get(f'transfer_law:{task}')}")
+            continue
+        parts = [
+            f"{name} = {_f(e.estimate)} [{_f(e.ci_low)}, {_f(e.ci_high)}]"
+            for name, e in law.params.items()
+        ]
+        out.append(f"- {task}: " + ", ".join(parts) + f" ({law.n_points} runs)")
+    out += ["", "## Emergence", ""]
+    out += [
+        "Each metric against N, pre-training compute C and pre-training loss; B is BIG-bench's "
+        "breakthroughness over (n_scales - 1), a straight line scoring 1; a jump needs B/(n-1) > "
+        f"{emergence.Thresholds().breakthrough}. Schaeffer verdicts are judged against C.",
+        "",
+    ]
+    for arm, table in study.verdicts.items():
+        out += [f"### {arm}", "", verdict_markdown(table), ""]
+    for key, reason in study.skipped.items():
+        if key.startswith("emergence:"):
+            out += [f"- {key}: {reason}"]
+    out += ["## Plots", ""] + [f"![{name}]({name})" for name in plots] + [""]
+    return "\n".join(out)
+
+
+def plot_curves(study: TaskStudy, out: Path) -> list[Path]:
+    """One figure per axis: every task metric against it, pre-train-only and fine-tuned."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    labels = {"c": "pre-training compute C (FLOPs)", "n": "N", "loss": "pre-training loss"}
+    for axis in ("c", "loss"):
+        fig, axes = plt.subplots(1, len(transfer.METRICS), figsize=(4 * len(transfer.METRICS), 3.4))
+        for arm, table in study.emergence_input.items():
+            if table.empty:
+                continue
+            cols = _columns(table)
+            for task, rows in table.groupby("task"):
+                for ax, metric in zip(axes, transfer.METRICS, strict=True):
+                    c = emergence.curve(rows, metric, axis, cols)
+                    style = "-o" if arm == transfer.FINETUNED else "--s"
+                    ax.plot(c["x"], c["y"], style, label=f"{task} {arm}", ms=4)
+        for ax, metric in zip(axes, transfer.METRICS, strict=True):
+            ax.set_title(metric)
+            ax.set_xlabel(labels[axis])
+            if axis == "c":
+                ax.set_xscale("log")
+            else:
+                ax.invert_xaxis()  # most capable to the right, as for N and C
+        axes[0].legend(fontsize=6)
+        fig.tight_layout()
+        path = out / f"metrics_vs_{axis}.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
+def write_report(study: TaskStudy, results_dir: Path, command: str) -> list[Path]:
+    results_dir = Path(results_dir)
+    results_dir.mkdir(parents=True, exist_ok=True)
+    plots = plot_curves(study, results_dir)
+    atomic_write_text(results_dir / "README.md", markdown(study, command, [p.name for p in plots]))
+    atomic_write_text(results_dir / "paired.csv", study.paired.to_csv(index=False))
+    atomic_write_text(results_dir / "effective_data.csv", study.effective.to_csv(index=False))
+    verdicts = (
+        pd.concat([t.assign(arm=arm) for arm, t in study.verdicts.items()], ignore_index=True)
+        if study.verdicts
+        else pd.DataFrame()
+    )
+    atomic_write_text(results_dir / "emergence.csv", verdicts.to_csv(index=False))
+    payload = {
+        "command": command,
+        "scratch_fits": study.scratch_fits,
+        "transfer_laws": {k: v.to_dict() for k, v in study.transfer_laws.items()},
+        "emergence_thresholds": emergence.thresholds_dict(),
+        "skipped": study.skipped,
+    }
+    atomic_write_text(
+        results_dir / "tasks.json", json.dumps(fit.results.jsonable(payload), indent=2)
+    )
+    return [*plots, results_dir / "README.md", results_dir / "tasks.json"]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", type=Path, help="the task study's root, e.g. runs/tasks")
+    parser.add_argument("results", type=Path, help="output directory, e.g. results/tasks")
+    parser.add_argument("--bootstrap", type=int, default=1000, help="resamples per fit")
+    parser.add_argument("--command", help="the command to cite as having rebuilt the report")
+    args = parser.parse_args(argv)
+    if not args.runs.is_dir():
+        parser.error(f"{args.runs} is not a directory")
+    try:
+        study = analyse(args.runs, args.bootstrap)
+    except ValueError as err:
+        parser.error(str(err))
+    command = args.command or "python -m scaling.taskreport " + " ".join(
+        sys.argv[1:] if argv is None else argv
+    )
+    for path in write_report(study, args.results, command):
+        print(path)
+
+
+if __name__ == "__main__":
+    main()
