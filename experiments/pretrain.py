@@ -10,7 +10,8 @@ from omegaconf import DictConfig
 from scaling.cli import exit_if_preempted, run_entry
 from scaling.config import register_configs, run_dir_of, to_dataclass
 from scaling.shard import initialize_distributed
-from scaling.sweep import record_failure
+from scaling.multimodel import pretrain_group
+from scaling.sweep import group_configs, record_failure
 from scaling.train import pretrain
 
 register_configs()
@@ -18,11 +19,14 @@ register_configs()
 
 def _pretrain(cfg: DictConfig) -> float | None:
     initialize_distributed()  # only under srun with several tasks, or JAX_COORDINATOR_ADDRESS
-    config = to_dataclass(cfg)
-    record = pretrain(config)
-    print(f"{record['status']}: {run_dir_of(config)}  final val loss {record['final_val_loss']}")
-    exit_if_preempted(record)
-    return record["final_val_loss"]
+    # A sweep job may carry several runs of one shape (group_runs): they train together.
+    configs = group_configs(cfg) or [to_dataclass(cfg)]
+    records = pretrain_group(configs) if len(configs) > 1 else [pretrain(configs[0])]
+    for config, record in zip(configs, records, strict=True):
+        loss = record.get("final_val_loss")
+        print(f"{record['status']}: {run_dir_of(config)}  final val loss {loss}")
+        exit_if_preempted(record)
+    return records[0].get("final_val_loss")
 
 
 @hydra.main(config_path="../conf", config_name="pretrain", version_base="1.3")

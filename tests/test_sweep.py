@@ -321,7 +321,7 @@ LAUNCHERS = {
             "+hydra.launcher.ray.init.num_cpus=2",
             "+hydra.launcher.ray.init.include_dashboard=false",
         ],
-        "Ray Launcher is launching 2 jobs",
+        "Ray Launcher is launching 1 jobs",  # the two points share a shape: one group job
     ),
 }
 

@@ -5,7 +5,8 @@ one (each budget has its own rungs and its own D), and per-size hyperparameters 
 of N. This sweeper reads `hydra.sweeper.grid` (a `scaling.sweep.GridSpec`), counts each rung's N
 and FLOPs per token from the composed config (so `model.arch=llama` or `data.seq_len=...` on the
 command line are counted as trained), expands the points, skips those whose run dir already
-holds a completed run of the same config, and passes the rest as override lists to the
+holds a completed run of the same config, groups points of one shape into jobs that train them
+together (`scaling.multimodel`, `grid.group_models`), and passes the jobs as override lists to the
 configured launcher (basic, joblib, submitit, ray, ...). Hydra finds it by scanning the
 `hydra_plugins` namespace package, which the editable src-layout install puts on sys.path.
 """
@@ -33,6 +34,8 @@ from scaling.sweep import (
     Point,
     completed_run,
     grid_spec,
+    group_points,
+    job_overrides,
     plan,
     record_failure,
     write_manifest,
@@ -105,12 +108,23 @@ class ScalingSweeper(Sweeper):
                 n_skipped += 1
                 continue
             todo.append(point)
-        log.info(
-            "sweep %s: %d already completed, launching %d", self.spec.name, n_skipped, len(todo)
-        )
         # Longest first, so that parallel launchers are not left waiting on one big run at the end.
         todo.sort(key=lambda p: (-p.n_params * p.tokens, p.run_name))
-        returns = self._launch([[*base, *p.overrides] for p in todo])
+        # Points of one shape train together, a job each group (grid.group_models).
+        jobs = group_points(
+            todo,
+            lambda p: self._compose_job([*base, *p.overrides]),
+            self.spec.group_models,
+            self.spec.group_max_params,
+        )
+        log.info(
+            "sweep %s: %d already completed, launching %d in %d jobs",
+            self.spec.name,
+            n_skipped,
+            len(todo),
+            len(jobs),
+        )
+        returns = self._launch([job_overrides(base, job) for job in jobs])
         self._summarise(out_dir, points)
         return returns
 

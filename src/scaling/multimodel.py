@@ -1,0 +1,345 @@
+"""Many small models at once: runs of one shape trained together, one jitted step for all.
+
+A small rung leaves an accelerator mostly idle, so K runs that share a model shape and an
+optimizer structure (`scaling.sweep.group_key`) are stacked, every state leaf with a leading
+axis K, and one `jax.vmap` of the single-run step (`scaling.train.make_train_step`) advances all
+of them per dispatch. Each run keeps its own seed (init and data order), learning rate, schedule
+and token budget: its schedule is tabulated per step and read at the optimizer's own step count,
+so each slice of the vmapped step computes what the run's own step would. A run that ends
+(finished, stopped, diverged) is finalised in its own run dir and dropped from the stack, which
+is recompiled for the K left, so runs of different lengths waste no steps.
+
+Every run writes its own run dir exactly as `scaling.train.pretrain` does (config.yaml,
+record.json, metrics.jsonl, its own orbax checkpoints, which the single-run path restores too),
+with `group_id`, `group_size` and `group_runs` added to the record. Each run's bookkeeping is a
+`scaling.train.Trainer`, so records, evaluation and checkpoints come from the same code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import logging
+import signal
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from omegaconf import OmegaConf
+
+from scaling import rundir
+from scaling.config import ConfigError, PretrainConfig, TrainConfig, run_dir_of, to_dict, validate
+from scaling.data import build_corpus
+from scaling.sweep import group_key, record_failure
+from scaling.train import (
+    PreemptionWatch,
+    Trainer,
+    TrainState,
+    _completed,
+    _progress_bar,
+    enable_compilation_cache,
+    make_optimizer,
+    make_train_step,
+)
+
+log = logging.getLogger(__name__)
+
+
+def lr_table(schedule: optax.Schedule, n_steps: int) -> jax.Array:
+    """float32 (n_steps,): the schedule at optimizer counts 0..n_steps-1."""
+    return jax.jit(jax.vmap(schedule))(jnp.arange(n_steps))
+
+
+def make_group_step(graphdef: Any, train: TrainConfig, z_loss: float) -> Any:
+    """The single-run step vmapped over (state, batch, lr table); the stacked state is donated.
+
+    `train` gives the settings the runs share (`group_key`); each run's learning rate comes
+    from its own row of the table, indexed by its optimizer's step count.
+    """
+
+    def one(state: TrainState, batch_BxTp1: jax.Array, lr_S: jax.Array) -> tuple:
+        tx = make_optimizer(train, lambda count: lr_S[count])
+        return make_train_step(graphdef, tx, z_loss, train.grad_accum)(state, batch_BxTp1)
+
+    return jax.jit(jax.vmap(one), donate_argnums=0)
+
+
+def stack(trees: Sequence[Any]) -> Any:
+    return jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
+
+
+def take(stacked: Any, index: int | np.ndarray) -> Any:
+    """Run `index` of a stacked tree (an int), or the stack of the runs listed (an array)."""
+    return jax.tree.map(lambda x: x[index], stacked)
+
+
+@dataclasses.dataclass
+class _Run:
+    """One run's place in the group loop: its Trainer and what its own loop would hold."""
+
+    trainer: Trainer
+    step: int
+    stop: int
+    best_val: float
+    pending: list[tuple[dict, int]] = dataclasses.field(default_factory=list)
+    steady_steps: int = 0
+    end: tuple[str, str | None] | None = None  # (status, reason) once it has ended
+    record: dict[str, Any] | None = None
+
+
+class GroupTrainer:
+    """Trains several Trainers' runs as one stacked state; each keeps its own run dir."""
+
+    def __init__(self, trainers: list[Trainer]):
+        self.trainers = trainers
+        first = trainers[0]
+        if first.layout.mesh is not None:
+            raise ConfigError(
+                f"parallel.strategy={first.layout.strategy}: runs are grouped on one device only"
+            )
+        self.step_fn = make_group_step(first.graphdef, first.cfg.train, first.cfg.model.z_loss)
+        self.n_steps = max(t.plan.total_steps for t in trainers)
+        names = [t.cfg.run_name for t in trainers]
+        group_id = hashlib.sha256("\n".join(sorted(names)).encode()).hexdigest()[:12]
+        for t in trainers:
+            t.record.update(group_id=group_id, group_size=len(trainers), group_runs=names)
+        self.compile_s = 0.0
+        self._compiled: dict[int, Any] = {}
+
+    def run(self) -> list[dict[str, Any]]:
+        """Train every run to its end; their records, in the order of the trainers."""
+        runs = []
+        for t in self.trainers:
+            start = t._restore()
+            t.record.update(resumed_from_step=start or None)
+            rundir.write_record(t.run_dir, {**t.record, **t._progress_fields(start)})
+            stop = min(t.plan.total_steps, t.cfg.train.stop_at_step or t.plan.total_steps)
+            runs.append(_Run(t, start, stop, t._best_val_so_far()))
+        wall_start = time.perf_counter()
+        self._compile_eval()
+        watch = PreemptionWatch()
+        bar = _progress_bar(
+            self.trainers[0].cfg.train.progress,
+            max(r.stop for r in runs),
+            min(r.step for r in runs),
+        )
+        try:
+            self._loop(runs, watch, bar, wall_start)
+        except Exception as err:
+            for run in runs:
+                if run.record is None:
+                    run.record = {
+                        **run.trainer.record,
+                        "status": rundir.STATUS_FAILED,
+                        "reason": rundir.failure_reason(err),
+                    }
+                    rundir.write_record(run.trainer.run_dir, run.record)
+            raise
+        finally:
+            watch.restore()
+            if bar is not None:
+                bar.close()
+            for run in runs:
+                if run.record is None or run.record["status"] == rundir.STATUS_FAILED:
+                    run.trainer.ckpt.close()
+        return [run.record for run in runs]
+
+    def _loop(self, runs: list[_Run], watch: PreemptionWatch, bar: Any, wall_start: float) -> None:
+        shape = (self.trainers[0].cfg.train.batch_size, self.trainers[0].cfg.data.seq_len)
+        active = [r for r in runs if r.step < r.stop]
+        for run in runs:
+            if run.step >= run.stop:  # stopped earlier at this step: nothing left to train
+                self._finalise(run, watch, None, wall_start)
+        if not active:
+            return
+        state = stack([r.trainer.state for r in active])
+        lr_KxS = stack([lr_table(r.trainer.schedule, self.n_steps) for r in active])
+        for run in runs:
+            run.trainer.state = None  # while training, the stacked state is the only copy
+        steady_start, compile_before = None, 0.0
+        while active:
+            step_fn = self._step_for(state, lr_KxS, shape)
+            batch = np.stack([r.trainer.corpus.train_batch(r.step, *shape) for r in active])
+            state, metrics = step_fn(state, jnp.asarray(batch), lr_KxS)
+            for j, run in enumerate(active):
+                run.pending.append((metrics, j))
+                run.step += 1
+                run.steady_steps += steady_start is not None
+            if steady_start is None:
+                # Time steady-state steps only, as a single run does: the first has warm-up.
+                jax.block_until_ready(state["step"])
+                steady_start, compile_before = time.perf_counter(), self.compile_s
+            for j, run in enumerate(active):
+                self._after_step(run, j, state, watch.signal)
+            if bar is not None:
+                bar.update(1)
+            ended = [r for r in active if r.end is not None]
+            if not ended:
+                continue
+            # Recompiles for a smaller K are not steady-state time.
+            steady_s = time.perf_counter() - steady_start - (self.compile_s - compile_before)
+            for run in ended:
+                self._finalise(run, watch, steady_s, wall_start)
+            keep = np.asarray([j for j, r in enumerate(active) if r.end is None])
+            active = [active[j] for j in keep]
+            if active:
+                state, lr_KxS = take(state, keep), take(lr_KxS, keep)
+
+    def _after_step(
+        self, run: _Run, j: int, state: TrainState, caught: signal.Signals | None
+    ) -> None:
+        """What a single run's loop does after a step: log, check, evaluate, checkpoint."""
+        t, step, every = run.trainer, run.step, run.trainer.cfg.train
+        last = step == run.stop or caught is not None
+        if step % every.log_every == 0 or step % every.eval_every == 0 or last:
+            fetched = [{k: v[i] for k, v in jax.device_get(m).items()} for m, i in run.pending]
+            row = t._log_row(step, fetched)
+            run.pending = []
+            bad = int(state["first_bad_step"][j])
+            if bad >= 0:
+                run.end = (rundir.STATUS_DIVERGED, f"non-finite loss or gradient at step {bad + 1}")
+                t.record["diverged_step"] = bad + 1
+                rundir.append_metrics(t.run_dir, row)
+                return
+            if step % every.eval_every == 0 or last:
+                t.state = take(state, j)
+                row.update(t._evaluate())
+                t.state = None
+                run.best_val = min(run.best_val, row["val_loss"])
+            rundir.append_metrics(t.run_dir, row)
+        if step % every.ckpt_every == 0 or last:
+            t.ckpt.save(step, take(state, j))
+        if last:
+            run.end = _end_status(step, t.plan.total_steps, caught)
+
+    def _finalise(
+        self,
+        run: _Run,
+        watch: PreemptionWatch,
+        steady_s: float | None,
+        wall_start: float,
+    ) -> None:
+        if run.end is None:
+            run.end = _end_status(run.step, run.trainer.plan.total_steps, watch.signal)
+        run.trainer.ckpt.close()
+        status, reason = run.end
+        run.record = run.trainer._finish(
+            run.step,
+            status,
+            reason,
+            run.best_val,
+            self.compile_s,
+            wall_start,
+            steady_s,
+            run.steady_steps,
+        )
+
+    def _compile_eval(self) -> None:
+        """One compiled eval step for every run: they share the graphdef and batch shape."""
+        start = time.perf_counter()
+        first = self.trainers[0]
+        batch = jax.ShapeDtypeStruct(first.val_batches[0].shape, jnp.int32)
+        compiled = first.eval_step.lower(first.state["params"], batch).compile()
+        for t in self.trainers:
+            t.eval_step = compiled
+        self.compile_s += time.perf_counter() - start
+
+    def _step_for(self, state: TrainState, lr_KxS: jax.Array, shape: tuple[int, int]) -> Any:
+        """The group step compiled for the current number of runs (once per K)."""
+        k = len(lr_KxS)
+        if k not in self._compiled:
+            start = time.perf_counter()
+            batch = jax.ShapeDtypeStruct((k, shape[0], shape[1] + 1), jnp.int32)
+            self._compiled[k] = self.step_fn.lower(state, batch, lr_KxS).compile()
+            self.compile_s += time.perf_counter() - start
+        return self._compiled[k]
+
+
+def _end_status(step: int, total_steps: int, caught: signal.Signals | None) -> tuple:
+    """(status, reason) of a run that reached its last step, as a single run words it."""
+    if caught is not None:
+        reason = f"{caught.name} at step {step}; rerun the same command to resume"
+        return rundir.STATUS_PREEMPTED, reason
+    if step < total_steps:
+        return rundir.STATUS_STOPPED, f"stopped at step {step} (train.stop_at_step)"
+    return rundir.STATUS_COMPLETED, None
+
+
+@contextlib.contextmanager
+def _opened(cfg: PretrainConfig) -> Iterator[Trainer | dict[str, Any]]:
+    """The run dir of `cfg` made ready as `scaling.train.pretrain` does (its lock held while
+    open): a Trainer, or the record of a run already complete."""
+    enable_compilation_cache(cfg.data.cache_dir)
+    run_dir = run_dir_of(cfg)
+    rundir.check_same_run(run_dir, to_dict(cfg))
+    previous = _completed(run_dir)
+    if previous is not None:
+        yield previous
+        return
+    corpus = build_corpus(cfg.data, seed=cfg.train.seed)
+    corpus.require(cfg.train.batch_size, cfg.data.seq_len)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with rundir.hold(run_dir):
+        previous = _completed(run_dir)  # by a worker that held the lock before us
+        if previous is not None:
+            yield previous
+            return
+        rundir.check_same_run(run_dir, to_dict(cfg))
+        rundir.write_config(run_dir, to_dict(cfg))
+        yield Trainer(cfg, corpus, run_dir)
+
+
+def pretrain_group(cfgs: Sequence[PretrainConfig]) -> list[dict[str, Any]]:
+    """Train the runs of `cfgs` (one `group_key`) together; each run's record, in order.
+
+    A completed run is returned as recorded. A run that cannot start (a bad value, a dir of
+    another run), that fails or that diverges gets its record and the others go on. Each run
+    resumes from its own latest checkpoint.
+    """
+    records: list[dict[str, Any] | None] = [None] * len(cfgs)
+    trainers, where = [], []
+    key = None
+    with contextlib.ExitStack() as held:
+        for i, cfg in enumerate(cfgs):
+            try:
+                cfg = validate(cfg)
+                key = key or group_key(cfg)
+                if group_key(cfg) != key:
+                    raise ConfigError(
+                        f"run_name={cfg.run_name} differs from {cfgs[0].run_name} in a setting "
+                        "that runs trained together must share (see scaling.sweep.group_key)"
+                    )
+                opened = held.enter_context(_opened(cfg))
+            except Exception as err:
+                records[i] = _failed(cfg, err)
+                continue
+            if isinstance(opened, dict):
+                records[i] = opened
+            else:
+                trainers.append(opened)
+                where.append(i)
+        if trainers:
+            try:
+                trained = GroupTrainer(trainers).run()
+            except Exception as err:  # GroupTrainer.run recorded it in every unfinished run dir
+                log.error("group of %d failed: %s", len(trainers), rundir.failure_reason(err))
+                trained = [rundir.read_record(t.run_dir) or {} for t in trainers]
+            for i, record in zip(where, trained, strict=True):
+                records[i] = record
+    return records
+
+
+def _failed(cfg: PretrainConfig, err: BaseException) -> dict[str, Any]:
+    """Record a run that could not start, as a sweep records a failed point; its record."""
+    run_dir = record_failure(OmegaConf.structured(cfg), err)
+    log.error("%s failed: %s", run_dir or cfg.run_name, rundir.failure_reason(err))
+    return (rundir.read_record(run_dir) if run_dir else None) or {
+        "run_name": cfg.run_name,
+        "status": rundir.STATUS_FAILED,
+        "reason": rundir.failure_reason(err),
+    }
