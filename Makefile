@@ -16,10 +16,23 @@ $(STAMP): pyproject.toml requirements.lock
 	$(PY) -m pip install -q -c requirements.lock -e '.[test,hf,sweep]'
 	touch $(STAMP)
 
-# The default study: a 3 x 3 N x D sweep on the synthetic corpus, then fits and report.
+# The default study on the synthetic corpus: the N x D sweep with its fits, the task study
+# (pre-train-only / fine-tuned / from scratch, D_T, emergence), the ablations, the claims ledger.
+# Every stage skips the runs already completed, so an interrupted study resumes.
 study: $(STAMP)
 	$(PY) experiments/pretrain.py -m experiment=smoke
+	$(PY) experiments/pretrain.py -m experiment=tasks
+	$(PY) experiments/finetune.py -m experiment=tasks_fewshot
+	$(PY) experiments/finetune.py -m experiment=tasks_finetune
+	$(PY) experiments/finetune.py -m experiment=tasks_scratch
+	$(PY) experiments/pretrain.py -m experiment=ablation_memorise
+	$(PY) experiments/pretrain.py -m experiment=ablation_corrupt
+	$(PY) experiments/finetune.py -m experiment=ablation_corrupt_eval
+	$(PY) experiments/pretrain.py -m experiment=ablation_schedule
 	$(PY) -m scaling.report runs/smoke results/smoke --command "make study"
+	$(PY) -m scaling.taskreport runs/tasks results/tasks --command "make study"
+	$(PY) -m scaling.claims --sweep runs/smoke --tasks runs/tasks --ablations runs/ablations \
+		--out results/CLAIMS.md --command "make study"
 
 test: $(STAMP)
 	$(PY) -m ruff check src experiments tests
