@@ -8,6 +8,7 @@ python experiments/finetune.py init_from=runs/<run> task=<name> train.tokens=0  
 import hydra
 from omegaconf import DictConfig
 
+from scaling import cli
 from scaling.cli import exit_if_preempted, run_entry
 from scaling.config import FinetuneConfig, register_configs, run_dir_of, to_dataclass
 from scaling.finetune import finetune
@@ -34,4 +35,4 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
-    main()
+    cli.main(main)

@@ -7,10 +7,11 @@ python experiments/pretrain.py -m experiment=smoke [hydra/launcher=joblib]
 import hydra
 from omegaconf import DictConfig
 
+from scaling import cli
 from scaling.cli import exit_if_preempted, run_entry
 from scaling.config import register_configs, run_dir_of, to_dataclass
-from scaling.shard import initialize_distributed
 from scaling.multimodel import pretrain_group
+from scaling.shard import initialize_distributed
 from scaling.sweep import group_configs, record_failure
 from scaling.train import pretrain
 
@@ -36,4 +37,4 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
-    main()
+    cli.main(main)

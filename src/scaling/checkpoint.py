@@ -3,7 +3,8 @@
 Checkpoints hold only arrays (parameters, optimizer state, step counters) and are read only
 through orbax against the expected tree structure, never unpickled. If the latest step cannot
 be restored (a half-written or corrupted directory), the previous good step is used and the
-fallback is reported.
+fallback is reported. A read-only Checkpointer (another run's checkpoints, e.g. a fine-tune's
+init_from) only reads: it never creates, saves or moves anything there.
 """
 
 from __future__ import annotations
@@ -21,14 +22,18 @@ log = logging.getLogger(__name__)
 class Checkpointer:
     """Saves and restores one run's train state under `<run_dir>/ckpt`."""
 
-    def __init__(self, directory: Path, keep: int, use_async: bool = True):
+    def __init__(self, directory: Path, keep: int, use_async: bool = True, read_only: bool = False):
         self.directory = Path(directory).absolute()  # orbax wants absolute paths
+        self.read_only = read_only
         options = ocp.CheckpointManagerOptions(
-            max_to_keep=keep,
+            max_to_keep=None if read_only else keep,
+            save_interval_steps=0 if read_only else 1,
             enable_async_checkpointing=use_async,
-            create=True,
+            create=not read_only,
+            read_only=read_only,
         )
         self._manager = ocp.CheckpointManager(self.directory, options=options)
+        self.damaged: dict[int, str] = {}  # step -> why it could not be restored
 
     def steps(self) -> list[int]:
         return sorted(self._manager.all_steps())
@@ -49,11 +54,12 @@ class Checkpointer:
                 state = self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
             except Exception as err:  # orbax raises many types for a damaged step
                 failures.append(step)
+                self.damaged[step] = _first_line(err)
                 log.warning(
                     "checkpoint step %d in %s is unreadable (%s)",
                     step,
                     self.directory,
-                    f"{type(err).__name__}: {err}".splitlines()[0],
+                    self.damaged[step],
                 )
                 continue
             if failures:
@@ -61,12 +67,14 @@ class Checkpointer:
                 self._set_aside(failures)
             return step, state
         if failures:
-            log.warning("no readable checkpoint in %s; starting from scratch", self.directory)
+            log.warning("no readable checkpoint in %s", self.directory)
             self._set_aside(failures)
         return None
 
     def _set_aside(self, steps: list[int]) -> None:
         # Keep damaged steps for inspection, out of the way of the saves that will replace them.
+        if self.read_only:
+            return
         aside = self.directory.parent / "ckpt_damaged"
         aside.mkdir(exist_ok=True)
         for step in steps:
@@ -91,3 +99,9 @@ def _target(leaf: Any) -> jax.ShapeDtypeStruct:
         return struct
     device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
     return jax.ShapeDtypeStruct(struct.shape, struct.dtype, sharding=device)
+
+
+def _first_line(err: BaseException) -> str:
+    # TensorStore appends a long repr of its spec after this phrase; the line before says it.
+    text = f"{type(err).__name__}: {err}".splitlines()[0]
+    return text.split(" See full TensorStore details")[0][:300]

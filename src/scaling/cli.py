@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import HydraException
 from hydra.types import RunMode
 from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
@@ -23,6 +25,26 @@ FailureRecorder = Callable[[DictConfig, BaseException], Path | None]
 
 # sysexits.h EX_TEMPFAIL: a temporary failure, worth retrying (SLURM --requeue, a rerun).
 EXIT_PREEMPTED = 75
+
+
+def main(hydra_main: Callable[[], Any]) -> None:
+    """Run a `@hydra.main` entry point: a bad command line (an unknown key, a value of the wrong
+    type, a missing group option) exits with status 2 and one line, as a bad value does.
+
+    Hydra prints its own composition errors over several lines and exits 1; it raises them
+    instead when HYDRA_FULL_ERROR=1, so that is set here (a user who set it gets the trace).
+    """
+    full_trace = os.environ.get("HYDRA_FULL_ERROR") == "1"
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    try:
+        hydra_main()
+    except (HydraException, OmegaConfBaseException) as err:
+        if full_trace:
+            raise
+        cause = err.__cause__
+        detail = f": {_one_line(cause)}" if isinstance(cause, OmegaConfBaseException) else ""
+        print(f"error: {_one_line(err)}{detail}", file=sys.stderr)
+        sys.exit(2)
 
 
 def exit_if_preempted(record: dict[str, Any]) -> None:

@@ -140,6 +140,9 @@ def load_source(init_from: str) -> Source:
         raise ConfigError(f"init_from={init_from!r}: {run_dir} is not a run dir (no config.yaml)")
     try:
         stored = rundir.read_config(run_dir)
+    except ConfigError as err:  # it names the file
+        raise ConfigError(f"init_from={init_from!r}: {err}") from None
+    try:
         # Only the pre-training sections matter here (a fine-tuned run may be a source too).
         fields = {f.name for f in dataclasses.fields(PretrainConfig)}
         merged = OmegaConf.merge(
@@ -175,13 +178,15 @@ def restore_params(source: Source) -> tuple[int, Any]:
     ckpt_dir = source.run_dir / rundir.CKPT_DIR
     if not ckpt_dir.is_dir():
         raise ConfigError(f"init_from: no checkpoint in {source.run_dir} ({ckpt_dir} is missing)")
-    ckpt = Checkpointer(ckpt_dir, cfg.train.keep_ckpts, use_async=False)
+    # Read-only: a damaged source is reported, never repaired (set aside) from here.
+    ckpt = Checkpointer(ckpt_dir, cfg.train.keep_ckpts, use_async=False, read_only=True)
     try:
         restored = ckpt.restore_latest(template)
     finally:
         ckpt.close()
     if restored is None:
-        raise ConfigError(f"init_from: no readable checkpoint in {ckpt_dir}")
+        why = "".join(f"; step {s}: {e}" for s, e in list(ckpt.damaged.items())[:1])
+        raise ConfigError(f"init_from: no readable checkpoint in {ckpt_dir}{why}")
     step, state = restored
     return step, state["params"]
 
@@ -283,9 +288,15 @@ class FinetuneTrainer(Trainer):
     """The pre-training loop on a task corpus, starting from the source's parameters."""
 
     def __init__(
-        self, cfg: FinetuneConfig, corpus: TaskCorpus, run_dir: Path, source: Source | None
+        self,
+        cfg: FinetuneConfig,
+        corpus: TaskCorpus,
+        run_dir: Path,
+        source: Source | None,
+        start: tuple[int, Any] | None = None,
     ):
         self.source = source
+        self.start = start  # (step, params) of the source when already read (restore_params)
         super().__init__(cfg, corpus, run_dir)
         self.eval_step = make_task_eval_step(self.graphdef)
         self.record.update(self._finetune_record())
@@ -312,7 +323,8 @@ class FinetuneTrainer(Trainer):
     def _restore(self) -> int:
         step = super()._restore()  # this run's own checkpoint: resume it
         if step == 0 and self.source is not None:
-            source_step, params = restore_params(self.source)
+            source_step, params = self.start or restore_params(self.source)
+            self.start = None
             _check_same_tree(params, self.state["params"], self.source.run_dir)
             # Parameters only: the optimizer state and schedule stay this run's fresh ones.
             self.state = {**self.state, "params": self.layout.place(params)}
@@ -407,10 +419,13 @@ def finetune(cfg: FinetuneConfig) -> dict[str, Any]:
     enable_compilation_cache(cfg.data.cache_dir)
     run_dir = run_dir_of(cfg)
     _check_same_finetune(run_dir, to_dict(cfg))
+    # A new run reads its source first: a damaged one fails in one line before any compile.
+    new = source is not None and rundir.read_record(run_dir) is None
+    start = restore_params(source) if new else None
     return run_in_dir(
         cfg,
         run_dir,
         make_corpus=lambda: TaskCorpus(build_task(cfg.task), seed=cfg.train.seed),
-        make_trainer=lambda corpus: FinetuneTrainer(cfg, corpus, run_dir, source),
+        make_trainer=lambda corpus: FinetuneTrainer(cfg, corpus, run_dir, source, start),
         go=lambda trainer: trainer.evaluate_only() if cfg.train.tokens == 0 else trainer.run(),
     )

@@ -3,14 +3,20 @@
 Every file is written atomically (temp file in the same directory, fsync, rename), so a run
 killed at any instant leaves either the old or the new version, never half of one. The metrics
 log is append-only; on resume it is cut back to the restored step so no step appears twice.
+One process at a time holds a run dir (`hold`), so overlapping sweeps never train a point twice.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import json
+import logging
 import os
+import socket
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +24,13 @@ import yaml
 
 from scaling.config import ConfigError, PretrainConfig
 
+log = logging.getLogger(__name__)
+
 CONFIG_FILE = "config.yaml"
 RECORD_FILE = "record.json"
 METRICS_FILE = "metrics.jsonl"
 CKPT_DIR = "ckpt"
+LOCK_FILE = ".lock"
 
 STATUS_RUNNING = "running"
 STATUS_COMPLETED = "completed"
@@ -66,7 +75,16 @@ def write_config(run_dir: Path, config: dict[str, Any]) -> None:
 
 
 def read_config(run_dir: Path) -> dict[str, Any]:
-    return yaml.safe_load((Path(run_dir) / CONFIG_FILE).read_text(encoding="utf-8"))
+    """The stored config; ConfigError naming the file when it is not a YAML mapping."""
+    path = Path(run_dir) / CONFIG_FILE
+    try:
+        config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, yaml.YAMLError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ConfigError(f"{path}: not readable YAML ({first})") from None
+    if not isinstance(config, dict):
+        raise ConfigError(f"{path}: expected a YAML mapping, got {type(config).__name__}")
+    return config
 
 
 def write_record(run_dir: Path, record: dict[str, Any]) -> None:
@@ -80,9 +98,10 @@ def read_record(run_dir: Path) -> dict[str, Any] | None:
     """The run's record, or None when it has none (never started) or it is unreadable."""
     path = Path(run_dir) / RECORD_FILE
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (FileNotFoundError, json.JSONDecodeError):
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (FileNotFoundError, UnicodeDecodeError, json.JSONDecodeError):
         return None
+    return record if isinstance(record, dict) else None
 
 
 def append_metrics(run_dir: Path, row: dict[str, Any]) -> None:
@@ -101,7 +120,8 @@ def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
     rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    # A damaged byte spoils only its own line, which is skipped like a half-written one.
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
         try:
             rows.append(json.loads(line))
         except json.JSONDecodeError:
@@ -110,10 +130,13 @@ def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
 
 
 def truncate_metrics(run_dir: Path, last_step: int) -> None:
-    """Keep only the rows up to `last_step` (the step a resumed run restarts after)."""
+    """Keep only the rows up to `last_step` (the step a resumed run restarts after), less the
+    `partial` row of a stop between log rows (its steps carry over into the resumed run's row)."""
     if not _writes_enabled:
         return
-    rows = [r for r in read_metrics(run_dir) if r.get("step", 0) <= last_step]
+    rows = [
+        r for r in read_metrics(run_dir) if r.get("step", 0) <= last_step and "partial" not in r
+    ]
     text = "".join(json.dumps(r) + "\n" for r in rows)
     atomic_write_text(Path(run_dir) / METRICS_FILE, text)
 
@@ -154,6 +177,45 @@ def check_same_run(run_dir: Path, config: dict[str, Any]) -> None:
             f"{run_dir} holds a run with different settings ({', '.join(differing[:5])}); "
             "choose another run_name or out_dir"
         )
+
+
+@contextlib.contextmanager
+def file_lock(path: Path, wait: bool = True) -> Iterator[bool]:
+    """Hold an exclusive lock on `path` (created if absent) for the `with` block.
+
+    The kernel drops the lock when its process dies, SIGKILL included, so no lock outlives its
+    holder. wait=False never blocks: the block runs at once and is told False when another
+    process holds the lock.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+", encoding="utf-8") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if not wait:
+                yield False
+                return
+            f.seek(0)
+            log.info("waiting for %s, held by %s", path, f.read().strip() or "another process")
+            fcntl.flock(f, fcntl.LOCK_EX)
+        f.seek(0)
+        f.truncate()
+        f.write(f"pid {os.getpid()} on {socket.gethostname()}\n")  # for the message above
+        f.flush()
+        yield True
+
+
+def hold(run_dir: Path, wait: bool = True) -> contextlib.AbstractContextManager[bool]:
+    """The run dir's lock (see file_lock): whoever holds it may write the run dir.
+
+    A second worker on the same point (overlapping sweeps) waits, then finds the run completed
+    or resumes it where the first stopped. Processes that do not write (set_writer) never lock,
+    so the processes of one multi-host run do not wait on each other.
+    """
+    if not _writes_enabled:
+        return contextlib.nullcontext(True)
+    return file_lock(Path(run_dir) / LOCK_FILE, wait)
 
 
 def failure_reason(err: BaseException) -> str:

@@ -416,7 +416,8 @@ def record_failure(cfg: DictConfig, err: BaseException) -> Path | None:
     `pretrain` records exceptions raised while training; a bad value (ConfigError) is raised
     before the run dir exists, so here the point still leaves <out_dir>/<run_name>/record.json
     with status failed and the one-line reason naming the key. A dir holding a completed run, or
-    a run of other settings, is left alone. Returns the run dir, or None where there is none.
+    a run of other settings, or one another worker is running, is left alone. Returns the run
+    dir, or None where there is none.
     """
     try:
         out_dir, run_name = str(cfg.out_dir), str(cfg.run_name)
@@ -425,12 +426,18 @@ def record_failure(cfg: DictConfig, err: BaseException) -> Path | None:
     if not is_safe_run_name(run_name) or not out_dir:
         return None
     run_dir = Path(out_dir).expanduser().absolute() / run_name
-    reason = rundir.failure_reason(err)
+    with rundir.hold(run_dir, wait=False) as held:
+        if held:
+            _record_failure(cfg, run_dir, run_name, rundir.failure_reason(err))
+    return run_dir
+
+
+def _record_failure(cfg: DictConfig, run_dir: Path, run_name: str, reason: str) -> None:
     old = rundir.read_record(run_dir) or {}
     if old.get("status") == rundir.STATUS_COMPLETED or _holds_other_run(run_dir, cfg):
-        return run_dir
+        return
     if old.get("status") == rundir.STATUS_FAILED and old.get("reason") == reason:
-        return run_dir  # pretrain has recorded it already
+        return  # pretrain has recorded it already
     record = {
         **old,
         "run_name": run_name,
@@ -443,7 +450,6 @@ def record_failure(cfg: DictConfig, err: BaseException) -> Path | None:
         "seed": _get(cfg, "train.seed"),
     }
     rundir.write_record(run_dir, record)
-    return run_dir
 
 
 def _holds_other_run(run_dir: Path, cfg: DictConfig) -> bool:
@@ -518,6 +524,7 @@ def group_configs(cfg: DictConfig) -> list[PretrainConfig] | None:
 
 
 def member_config(job_cfg: DictConfig, entry: str) -> DictConfig:
+    """One more run of a group job: the job's config with a `group_runs` entry applied."""
     return OmegaConf.merge(job_cfg, OmegaConf.from_dotlist(entry.split()))
 
 
@@ -581,9 +588,18 @@ def write_manifest(out_dir: Path, spec_name: str, points: Sequence[Point], extra
     """<out_dir>/.sweeps/<name>.json: every point with its budget, N and multiplier.
 
     Records know N and D but not the IsoFLOP budget or lr multiplier a point was made for;
-    analyses join this manifest on run_name.
+    analyses join this manifest on run_name. Sweeps of one name add their points to it (under a
+    lock, so workers started together on overlapping grids lose none of each other's).
     """
     path = Path(out_dir) / ".sweeps" / f"{spec_name}.json"
-    body = {**extra, "points": [p.describe() for p in points]}
-    rundir.atomic_write_text(path, json.dumps(body, indent=2) + "\n")
+    with rundir.file_lock(path.with_suffix(".lock")):
+        try:
+            known = json.loads(path.read_text(encoding="utf-8"))["points"]
+        except (FileNotFoundError, ValueError, KeyError, TypeError):
+            known = []  # none yet, or unreadable: this sweep's points replace it
+        mine = [p.describe() for p in points]
+        names = {p["run_name"] for p in mine}
+        kept = [p for p in known if isinstance(p, dict) and p.get("run_name") not in names]
+        body = {**extra, "points": kept + mine}
+        rundir.atomic_write_text(path, json.dumps(body, indent=2) + "\n")
     return path

@@ -285,31 +285,44 @@ def run_in_dir(
 
     A completed run is returned as recorded (its corpus is never built); otherwise the corpus
     is checked, the config written, and an exception leaves a failed record with its reason.
+    Only the holder of the run dir's lock writes it (a second worker waits, see rundir.hold).
     """
-    previous = rundir.read_record(run_dir)
-    if previous is not None and previous["status"] == rundir.STATUS_COMPLETED:
-        log.info("%s is already complete", run_dir)
+    previous = _completed(run_dir)
+    if previous is not None:
         return previous
     # A layout the devices cannot hold fails before anything is built or written.
     shard.make_layout(cfg.parallel, cfg.train.batch_size, cfg.train.grad_accum)
     corpus = make_corpus()
     corpus.require(cfg.train.batch_size, cfg.data.seq_len)
     run_dir.mkdir(parents=True, exist_ok=True)
-    rundir.write_config(run_dir, to_dict(cfg))
-    trainer = make_trainer(corpus)
-    try:
-        return go(trainer)
-    except Exception as err:
-        # Keep what the run had written; say why it failed so a sweep can go on and report it.
-        rundir.write_record(
-            run_dir,
-            {
-                **trainer.record,
-                "status": rundir.STATUS_FAILED,
-                "reason": rundir.failure_reason(err),
-            },
-        )
-        raise
+    with rundir.hold(run_dir):
+        previous = _completed(run_dir)  # by a worker that held the lock before us
+        if previous is not None:
+            return previous
+        rundir.check_same_run(run_dir, to_dict(cfg))  # that worker may have had other settings
+        rundir.write_config(run_dir, to_dict(cfg))
+        trainer = make_trainer(corpus)
+        try:
+            return go(trainer)
+        except Exception as err:
+            # Keep what the run had written; say why it failed so a sweep can go on and report it.
+            rundir.write_record(
+                run_dir,
+                {
+                    **trainer.record,
+                    "status": rundir.STATUS_FAILED,
+                    "reason": rundir.failure_reason(err),
+                },
+            )
+            raise
+
+
+def _completed(run_dir: Path) -> dict[str, Any] | None:
+    previous = rundir.read_record(run_dir)
+    if previous is not None and previous.get("status") == rundir.STATUS_COMPLETED:
+        log.info("%s is already complete", run_dir)
+        return previous
+    return None
 
 
 class PreemptionWatch:
@@ -433,7 +446,7 @@ class Trainer:
         self._on_start(start_step)
         stop_at = min(self.plan.total_steps, t.stop_at_step or self.plan.total_steps)
         bar = _progress_bar(t.progress, self.plan.total_steps, start_step)
-        pending: list[dict] = []
+        pending: list[dict] = self.carried  # the steps of a window a stop cut short
         step = start_step
         steady_start, steady_steps = None, 0
         best_val = self._best_val_so_far()
@@ -456,10 +469,16 @@ class Trainer:
                     steady_start = time.perf_counter()
                 else:
                     steady_steps += 1
-                # A preemption signal ends the run here: log, evaluate and save as at the end.
+                # A preemption signal ends the run here: log and save as at the end.
                 last = step == stop_at or watch.signal is not None
-                if step % t.log_every == 0 or step % t.eval_every == 0 or last:
+                end = step == self.plan.total_steps
+                on_grid = step % t.log_every == 0 or step % t.eval_every == 0
+                if on_grid or last:
                     row = self._log_row(step, pending)
+                    if not (on_grid or end):
+                        # A stop between log rows: keep the window's steps, so that the resumed
+                        # run logs the rows of an uninterrupted one (see _restore).
+                        row["partial"] = _window(pending)
                     pending = []
                     bad = int(self.state["first_bad_step"])
                     if bad >= 0:
@@ -470,7 +489,7 @@ class Trainer:
                         self.record["diverged_step"] = bad + 1
                         rundir.append_metrics(self.run_dir, row)
                         break
-                    if step % t.eval_every == 0 or last:
+                    if step % t.eval_every == 0 or end:  # a stop evaluates only on the grid
                         row.update(self._evaluate())
                         best_val = min(best_val, row["val_loss"])
                     rundir.append_metrics(self.run_dir, row)
@@ -500,12 +519,15 @@ class Trainer:
 
     def _restore(self) -> int:
         restored = self.ckpt.restore_latest(self.state)
+        self.carried: list[dict] = []
         if restored is None:
             rundir.truncate_metrics(self.run_dir, 0)
             return 0
         step, self.state = restored
         log.info("resuming %s from step %d", self.run_dir.name, step)
-        rundir.truncate_metrics(self.run_dir, step)
+        cut = [r for r in rundir.read_metrics(self.run_dir) if r["step"] == step and "partial" in r]
+        self.carried = _unwindow(cut[-1]["partial"]) if cut else []
+        rundir.truncate_metrics(self.run_dir, step)  # drops the partial row
         return step
 
     def _on_start(self, start_step: int) -> None:
@@ -594,6 +616,18 @@ class Trainer:
                 )
         rundir.write_record(self.run_dir, record)
         return record
+
+
+def _window(pending: list[dict]) -> dict[str, list[float]]:
+    """The per-step metrics of a log window, for a metrics row (JSON)."""
+    fetched = jax.device_get(pending)
+    return {key: [float(m[key]) for m in fetched] for key in ("loss", "ce", "grad_norm")}
+
+
+def _unwindow(window: dict[str, list[float]]) -> list[dict]:
+    # float32, as the step returned them: the window's mean is then the same to the bit.
+    n = len(window["loss"])
+    return [{key: np.float32(values[i]) for key, values in window.items()} for i in range(n)]
 
 
 def _slug(convention: str) -> str:
