@@ -179,7 +179,10 @@ def main() -> int:
         f"{args.reps} alternating blocks of {args.block} steps, aggregate tokens/s of K runs "
         "(the group step) against one run's step (one at a time, K runs go at that rate). "
         f"*End to end*: {args.steps} steps per run through the real entry points (data, logging, "
-        "eval and checkpoints included); steady = after the first step, compiles excluded.",
+        "eval and checkpoints included), the K solo runs one after another, then the group; "
+        "steady = after the first step, compiles excluded; compiles are cold (a fresh "
+        "compilation cache). Max abs loss diff: over every logged train loss, grad norm and "
+        "val loss of the solo and grouped runs.",
         "",
         "| rung | step: sequential tok/s | step: group tok/s | speedup | load 1 min | "
         "e2e wall: solo / group s | e2e steady tok/s: solo / group | compile s: solo / group | "
