@@ -57,11 +57,11 @@ def test_grouped_runs_equal_their_solo_runs_and_resume_on_either_path(tiny_confi
     grouped = {n: tiny_config(f"run_name=group-{n}", *o) for n, o in VARIANTS.items()}
     solo_records = {n: pretrain(cfg) for n, cfg in solo.items()}
 
-    # The group stops at step 8, as a killed job would resume: run a alone (the single-run path
-    # restores its checkpoint), b and c as a group again.
+    # The group stops at step 6, between log rows (every 4), and resumes: run a alone (the
+    # single-run path restores its checkpoint and its cut log window), b and c as a group again.
     stopped = pretrain_group(
         [
-            dataclasses.replace(c, train=dataclasses.replace(c.train, stop_at_step=8))
+            dataclasses.replace(c, train=dataclasses.replace(c.train, stop_at_step=6))
             for c in grouped.values()
         ]
     )
@@ -70,13 +70,13 @@ def test_grouped_runs_equal_their_solo_runs_and_resume_on_either_path(tiny_confi
     assert stopped[0]["group_runs"] == ["group-a", "group-b", "group-c"]
     records = {"a": pretrain(grouped["a"])}
     records.update(zip("bc", pretrain_group([grouped["b"], grouped["c"]]), strict=True))
-    assert records["a"]["resumed_from_step"] == 8 and "group_size" not in records["a"]
-    assert records["b"]["resumed_from_step"] == 8 and records["b"]["group_size"] == 2
+    assert records["a"]["resumed_from_step"] == 6 and "group_size" not in records["a"]
+    assert records["b"]["resumed_from_step"] == 6 and records["b"]["group_size"] == 2
 
     for name in VARIANTS:
         solo_rows = rundir.read_metrics(run_dir_of(solo[name]))
         grouped_rows = rundir.read_metrics(run_dir_of(grouped[name]))
-        solo_record = {**solo_records[name], "resumed_from_step": 8}
+        solo_record = {**solo_records[name], "resumed_from_step": 6}
         assert_same_run(solo_record, records[name], solo_rows, grouped_rows)
         assert records[name]["status"] == "completed"
         steps = records[name]["steps"]

@@ -42,6 +42,7 @@ from scaling.train import (
     TrainState,
     _completed,
     _progress_bar,
+    _window,
     enable_compilation_cache,
     make_optimizer,
     make_train_step,
@@ -86,7 +87,8 @@ class _Run:
     step: int
     stop: int
     best_val: float
-    pending: list[tuple[dict, int]] = dataclasses.field(default_factory=list)
+    # Metrics since the last row: (the group step's, this run's index in them) or (its own, None).
+    pending: list[tuple[dict, int | None]] = dataclasses.field(default_factory=list)
     steady_steps: int = 0
     end: tuple[str, str | None] | None = None  # (status, reason) once it has ended
     record: dict[str, Any] | None = None
@@ -119,7 +121,9 @@ class GroupTrainer:
             t.record.update(resumed_from_step=start or None)
             rundir.write_record(t.run_dir, {**t.record, **t._progress_fields(start)})
             stop = min(t.plan.total_steps, t.cfg.train.stop_at_step or t.plan.total_steps)
-            runs.append(_Run(t, start, stop, t._best_val_so_far()))
+            run = _Run(t, start, stop, t._best_val_so_far())
+            run.pending = [(m, None) for m in t.carried]  # the steps of a window a stop cut short
+            runs.append(run)
         wall_start = time.perf_counter()
         self._compile_eval()
         watch = PreemptionWatch()
@@ -170,6 +174,7 @@ class GroupTrainer:
                 run.pending.append((metrics, j))
                 run.step += 1
                 run.steady_steps += steady_start is not None
+            watch.poll(boundary=True)
             if steady_start is None:
                 # Time steady-state steps only, as a single run does: the first has warm-up.
                 jax.block_until_ready(state["step"])
@@ -193,12 +198,18 @@ class GroupTrainer:
     def _after_step(
         self, run: _Run, j: int, state: TrainState, caught: signal.Signals | None
     ) -> None:
-        """What a single run's loop does after a step: log, check, evaluate, checkpoint."""
+        """What a single run's loop (Trainer.run) does after a step: log, check, evaluate,
+        checkpoint."""
         t, step, every = run.trainer, run.step, run.trainer.cfg.train
         last = step == run.stop or caught is not None
-        if step % every.log_every == 0 or step % every.eval_every == 0 or last:
-            fetched = [{k: v[i] for k, v in jax.device_get(m).items()} for m, i in run.pending]
+        end = step == t.plan.total_steps
+        on_grid = step % every.log_every == 0 or step % every.eval_every == 0
+        if on_grid or last:
+            fetched = [_own(metrics, i) for metrics, i in run.pending]
             row = t._log_row(step, fetched)
+            if not (on_grid or end):
+                # A stop between log rows keeps the window's steps, as a single run does.
+                row["partial"] = _window(fetched)
             run.pending = []
             bad = int(state["first_bad_step"][j])
             if bad >= 0:
@@ -206,7 +217,7 @@ class GroupTrainer:
                 t.record["diverged_step"] = bad + 1
                 rundir.append_metrics(t.run_dir, row)
                 return
-            if step % every.eval_every == 0 or last:
+            if step % every.eval_every == 0 or end:  # a stop evaluates only on the grid
                 t.state = take(state, j)
                 row.update(t._evaluate())
                 t.state = None
@@ -258,6 +269,12 @@ class GroupTrainer:
             self._compiled[k] = self.step_fn.lower(state, batch, lr_KxS).compile()
             self.compile_s += time.perf_counter() - start
         return self._compiled[k]
+
+
+def _own(metrics: dict, index: int | None) -> dict:
+    """One run's metrics of one step, on the host."""
+    fetched = jax.device_get(metrics)
+    return fetched if index is None else {key: v[index] for key, v in fetched.items()}
 
 
 def _end_status(step: int, total_steps: int, caught: signal.Signals | None) -> tuple:
