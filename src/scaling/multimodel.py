@@ -23,7 +23,7 @@ import hashlib
 import logging
 import signal
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import jax
@@ -40,12 +40,12 @@ from scaling.train import (
     PreemptionWatch,
     Trainer,
     TrainState,
-    _completed,
     _progress_bar,
     _window,
     enable_compilation_cache,
     make_optimizer,
     make_train_step,
+    open_run,
 )
 
 log = logging.getLogger(__name__)
@@ -287,28 +287,17 @@ def _end_status(step: int, total_steps: int, caught: signal.Signals | None) -> t
     return rundir.STATUS_COMPLETED, None
 
 
-@contextlib.contextmanager
-def _opened(cfg: PretrainConfig) -> Iterator[Trainer | dict[str, Any]]:
-    """The run dir of `cfg` made ready as `scaling.train.pretrain` does (its lock held while
-    open): a Trainer, or the record of a run already complete."""
+def _opened(cfg: PretrainConfig) -> contextlib.AbstractContextManager[Trainer | dict[str, Any]]:
+    """The run dir of `cfg` opened as `scaling.train.pretrain` opens it (scaling.train.open_run)."""
     enable_compilation_cache(cfg.data.cache_dir)
     run_dir = run_dir_of(cfg)
     rundir.check_same_run(run_dir, to_dict(cfg))
-    previous = _completed(run_dir)
-    if previous is not None:
-        yield previous
-        return
-    corpus = build_corpus(cfg.data, seed=cfg.train.seed)
-    corpus.require(cfg.train.batch_size, cfg.data.seq_len)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with rundir.hold(run_dir):
-        previous = _completed(run_dir)  # by a worker that held the lock before us
-        if previous is not None:
-            yield previous
-            return
-        rundir.check_same_run(run_dir, to_dict(cfg))
-        rundir.write_config(run_dir, to_dict(cfg))
-        yield Trainer(cfg, corpus, run_dir)
+    return open_run(
+        cfg,
+        run_dir,
+        make_corpus=lambda: build_corpus(cfg.data, seed=cfg.train.seed),
+        make_trainer=lambda corpus: Trainer(cfg, corpus, run_dir),
+    )
 
 
 def pretrain_group(cfgs: Sequence[PretrainConfig]) -> list[dict[str, Any]]:

@@ -8,6 +8,7 @@ from a checkpoint at step k continues exactly as if it had never stopped.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import math
@@ -17,7 +18,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -281,15 +282,29 @@ def run_in_dir(
     make_trainer: Callable[[Corpus], Trainer],
     go: Callable[[Trainer], dict[str, Any]] = lambda trainer: trainer.run(),
 ) -> dict[str, Any]:
-    """The life of a run dir around `go(trainer)`, shared by pre-training and fine-tuning.
+    """The life of a run dir around `go(trainer)`, shared by pre-training and fine-tuning."""
+    with open_run(cfg, run_dir, make_corpus, make_trainer) as opened:
+        return opened if isinstance(opened, dict) else go(opened)
+
+
+@contextlib.contextmanager
+def open_run(
+    cfg: PretrainConfig,
+    run_dir: Path,
+    make_corpus: Callable[[], Corpus],
+    make_trainer: Callable[[Corpus], Trainer],
+) -> Iterator[Trainer | dict[str, Any]]:
+    """The run dir made ready to train: its Trainer, or the record of a run already complete.
 
     A completed run is returned as recorded (its corpus is never built); otherwise the corpus
-    is checked, the config written, and an exception leaves a failed record with its reason.
-    Only the holder of the run dir's lock writes it (a second worker waits, see rundir.hold).
+    is checked, the config written, and an exception inside leaves a failed record with its
+    reason. Only the holder of the run dir's lock writes it (a second worker waits, see
+    rundir.hold); the lock is held while open. scaling.multimodel opens several at once.
     """
     previous = _completed(run_dir)
     if previous is not None:
-        return previous
+        yield previous
+        return
     # A layout the devices cannot hold fails before anything is built or written.
     shard.make_layout(cfg.parallel, cfg.train.batch_size, cfg.train.grad_accum)
     corpus = make_corpus()
@@ -298,12 +313,13 @@ def run_in_dir(
     with rundir.hold(run_dir):
         previous = _completed(run_dir)  # by a worker that held the lock before us
         if previous is not None:
-            return previous
+            yield previous
+            return
         rundir.check_same_run(run_dir, to_dict(cfg))  # that worker may have had other settings
         rundir.write_config(run_dir, to_dict(cfg))
         trainer = make_trainer(corpus)
         try:
-            return go(trainer)
+            yield trainer
         except Exception as err:
             # Keep what the run had written; say why it failed so a sweep can go on and report it.
             rundir.write_record(
