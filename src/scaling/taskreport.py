@@ -239,6 +239,9 @@ def markdown(study: TaskStudy, command: str, plots: list[str]) -> str:
     ]
     for arm, table in study.verdicts.items():
         out += [f"### {arm}", "", verdict_markdown(table), ""]
+        reasons = table[["du_reason", "du_n_runs"]].drop_duplicates().to_dict("records")
+        out += [f"Du et al. test: {r['du_reason']} ({r['du_n_runs']} runs)." for r in reasons]
+        out.append("")
     for key, reason in study.skipped.items():
         if key.startswith("emergence:"):
             out += [f"- {key}: {reason}"]
@@ -255,7 +258,7 @@ def plot_curves(study: TaskStudy, out: Path) -> list[Path]:
 
     written = []
     labels = {"c": "pre-training compute C (FLOPs)", "n": "N", "loss": "pre-training loss"}
-    for axis in ("c", "loss"):
+    for axis in ("n", "c", "loss"):
         fig, axes = plt.subplots(1, len(transfer.METRICS), figsize=(4 * len(transfer.METRICS), 3.4))
         for arm, table in study.emergence_input.items():
             if table.empty:
@@ -269,7 +272,7 @@ def plot_curves(study: TaskStudy, out: Path) -> list[Path]:
         for ax, metric in zip(axes, transfer.METRICS, strict=True):
             ax.set_title(metric)
             ax.set_xlabel(labels[axis])
-            if axis == "c":
+            if axis in ("n", "c"):
                 ax.set_xscale("log")
             else:
                 ax.invert_xaxis()  # most capable to the right, as for N and C

@@ -56,25 +56,27 @@ def arms(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def paired_table(runs: pd.DataFrame) -> pd.DataFrame:
-    """One row per (task, model, seed, D_F > 0): the three arms side by side.
+    """One row per (task, model, seed, D_F > 0, source): the three arms side by side.
 
-    Columns `<arm>_loss` (answer-token loss, nats) and `<arm>_<metric>` for each metric; the
-    pre-train-only columns repeat across D_F (it had no task data). Also `task_resolution`,
-    the smallest exact-match rate the evaluation set can tell from zero.
+    A fine-tuned run is paired with the pre-train-only evaluation of its own source run and
+    with the from-scratch run of the same model, task, seed and D_F. Columns `<arm>_loss`
+    (answer-token loss, nats) and `<arm>_<metric>` for each metric, `source_run_name`, and
+    `task_resolution`, the smallest exact-match rate the evaluation set can tell from zero.
+    From-scratch data sizes with no fine-tuned run get rows of their own.
     """
     keys = ["task", "model", "n", "seed"]
     cols = {"final_val_loss": "loss", **{f"task_{m}": m for m in METRICS}}
 
-    def side(arm: str, with_d: bool) -> pd.DataFrame:
+    def side(arm: str, extra: list[str]) -> pd.DataFrame:
         part = runs[runs["arm"] == arm]
-        kept = keys + (["d_f"] if with_d else []) + list(cols)
-        return part[kept].rename(columns={k: f"{arm}_{v}" for k, v in cols.items()})
+        return part[keys + extra + list(cols)].rename(
+            columns={k: f"{arm}_{v}" for k, v in cols.items()}
+        )
 
-    trained = pd.concat([side(FINETUNED, True), side(SCRATCH, True)])
-    rows = trained[keys + ["d_f"]].drop_duplicates()
-    out = rows.merge(side(PRETRAIN_ONLY, False), on=keys, how="left")
-    for arm in (FINETUNED, SCRATCH):
-        out = out.merge(side(arm, True), on=keys + ["d_f"], how="left")
+    tuned = side(FINETUNED, ["d_f", "source_run_name"]).merge(
+        side(PRETRAIN_ONLY, ["source_run_name"]), on=[*keys, "source_run_name"], how="left"
+    )
+    out = tuned.merge(side(SCRATCH, ["d_f"]), on=[*keys, "d_f"], how="outer")
     resolution = runs.groupby("task")["task_resolution"].max().rename("task_resolution")
     out = out.merge(resolution, left_on="task", right_index=True, how="left")
     return out.sort_values(["task", "n", "seed", "d_f"]).reset_index(drop=True)
