@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
 
@@ -136,3 +137,17 @@ def test_finetune_from_the_command_line(source, tmp_path):
     assert record["status"] == "completed" and "task_exact_match" in record
     assert "completed" in result.stdout
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_masked_grad_accumulation_matches_one_big_batch(tmp_path):
+    """Microbatches hold different numbers of answer tokens: the step must still be the mean
+    over every answer token of the batch, not a mean of microbatch means."""
+    base = [*FT, f"out_dir={tmp_path}", "model=tiny", "data.seq_len=32", "task=addition2"]
+    base += ["train.tokens=4096", "train.log_every=1"]
+    one = finetune(compose_finetune([*base, "run_name=one"]))
+    two = finetune(compose_finetune([*base, "run_name=two", "train.grad_accum=4"]))
+    a = [r["train_loss"] for r in rundir.read_metrics(tmp_path / "one") if "train_loss" in r]
+    b = [r["train_loss"] for r in rundir.read_metrics(tmp_path / "two") if "train_loss" in r]
+    assert len(a) == 16
+    np.testing.assert_allclose(a, b, rtol=2e-4)
+    assert one["final_val_loss"] == pytest.approx(two["final_val_loss"], rel=2e-4)

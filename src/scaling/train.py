@@ -180,12 +180,23 @@ def make_train_step(
 
             def accumulate(carry: tuple, micro_i: tuple) -> tuple[tuple, None]:
                 (loss_i, aux_i), grads_i = grad_fn(whole, *micro_i)
-                return jax.tree.map(jnp.add, carry, (loss_i, aux_i, grads_i)), None
+                if mask_BxTp1 is None:
+                    return jax.tree.map(jnp.add, carry, (loss_i, aux_i, grads_i)), None
+                # Masked losses are means over each microbatch's own positions: weight them by
+                # those counts so the step equals the one-batch mean over all positions.
+                count_i = micro_i[1][:, 1:].sum().astype(jnp.float32)
+                weighted = jax.tree.map(lambda x: x * count_i, (loss_i, aux_i, grads_i))
+                return jax.tree.map(jnp.add, carry, (*weighted, count_i)), None
 
             zero = jnp.zeros((), jnp.float32)
             zeros = (zero, {"ce": zero, "z": zero}, jax.tree.map(jnp.zeros_like, params))
-            (loss, aux, grads), _ = jax.lax.scan(accumulate, zeros, micro)
-            loss, aux, grads = jax.tree.map(lambda x: x / grad_accum, (loss, aux, grads))
+            if mask_BxTp1 is None:
+                (loss, aux, grads), _ = jax.lax.scan(accumulate, zeros, micro)
+                total = grad_accum
+            else:
+                (loss, aux, grads, count), _ = jax.lax.scan(accumulate, (*zeros, zero), micro)
+                total = jnp.maximum(count, 1.0)
+            loss, aux, grads = jax.tree.map(lambda x: x / total, (loss, aux, grads))
         grads = layout.constrain(grads)
         grad_norm = optax.tree.norm(grads)
         updates, opt_state = tx.update(grads, state["opt_state"], params)
