@@ -329,15 +329,38 @@ def pretrain_group(cfgs: Sequence[PretrainConfig]) -> list[dict[str, Any]]:
             else:
                 trainers.append(opened)
                 where.append(i)
-        if trainers:
-            try:
-                trained = GroupTrainer(trainers).run()
-            except Exception as err:  # GroupTrainer.run recorded it in every unfinished run dir
-                log.error("group of %d failed: %s", len(trainers), rundir.failure_reason(err))
-                trained = [rundir.read_record(t.run_dir) or {} for t in trainers]
-            for i, record in zip(where, trained, strict=True):
-                records[i] = record
+        for i, record in zip(where, _train(trainers), strict=True):
+            records[i] = record
     return records
+
+
+def _train(trainers: list[Trainer]) -> list[dict[str, Any]]:
+    """Their records: trained as a group, or one after another where each spreads over several
+    devices (a `parallel` layout with a mesh)."""
+    if not trainers:
+        return []
+    if trainers[0].layout.mesh is not None:
+        return [_alone(t) for t in trainers]
+    try:
+        return GroupTrainer(trainers).run()
+    except Exception as err:  # GroupTrainer.run recorded it in every unfinished run dir
+        log.error("group of %d failed: %s", len(trainers), rundir.failure_reason(err))
+        return [rundir.read_record(t.run_dir) or {} for t in trainers]
+
+
+def _alone(trainer: Trainer) -> dict[str, Any]:
+    """`trainer.run()`, its failure recorded as `scaling.train.open_run` records one."""
+    try:
+        return trainer.run()
+    except Exception as err:
+        record = {
+            **trainer.record,
+            "status": rundir.STATUS_FAILED,
+            "reason": rundir.failure_reason(err),
+        }
+        rundir.write_record(trainer.run_dir, record)
+        log.error("%s failed: %s", trainer.run_dir, record["reason"])
+        return record
 
 
 def _failed(cfg: PretrainConfig, err: BaseException) -> dict[str, Any]:
