@@ -497,6 +497,8 @@ class Trainer:
                 else:
                     steady_steps += 1
                 # A preemption signal ends the run here: log and save as at the end.
+                # (scaling.multimodel.GroupTrainer._after_step does the same for each run of a
+                # group: change both.)
                 last = step == stop_at or watch.signal is not None
                 end = step == self.plan.total_steps
                 on_grid = step % t.log_every == 0 or step % t.eval_every == 0
