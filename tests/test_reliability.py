@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from omegaconf import OmegaConf
 
 from conftest import ROOT, TINY, compose_config
 from scaling import reliability, rundir
@@ -51,8 +52,6 @@ def test_a_lock_excludes_other_processes_and_dies_with_its_holder(tmp_path):
 
 
 def test_a_failure_is_not_recorded_in_a_run_dir_another_worker_holds(tmp_path):
-    from omegaconf import OmegaConf
-
     run_dir = tmp_path / "busy"
     holder = _holder(run_dir / rundir.LOCK_FILE)
     try:

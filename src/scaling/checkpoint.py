@@ -9,7 +9,9 @@ init_from) only reads: it never creates, saves or moves anything there.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +53,8 @@ class Checkpointer:
         failures = []
         for step in reversed(self.steps()):
             try:
-                state = self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
+                with _quiet_asyncio():
+                    state = self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
             except Exception as err:  # orbax raises many types for a damaged step
                 failures.append(step)
                 self.damaged[step] = _first_line(err)
@@ -99,6 +102,19 @@ def _target(leaf: Any) -> jax.ShapeDtypeStruct:
         return struct
     device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
     return jax.ShapeDtypeStruct(struct.shape, struct.dtype, sharding=device)
+
+
+@contextlib.contextmanager
+def _quiet_asyncio() -> Iterator[None]:
+    # A damaged step fails one read; asyncio then logs every other read orbax cancels, each with
+    # a long traceback, at shutdown of orbax's loop. The one failure is reported above instead.
+    logger = logging.getLogger("asyncio")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _first_line(err: BaseException) -> str:

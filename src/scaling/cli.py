@@ -29,7 +29,8 @@ EXIT_PREEMPTED = 75
 
 def main(hydra_main: Callable[[], Any]) -> None:
     """Run a `@hydra.main` entry point: a bad command line (an unknown key, a value of the wrong
-    type, a missing group option) exits with status 2 and one line, as a bad value does.
+    type, a missing group option, a bad sweep grid) exits with status 2 and one line, as a bad
+    value does.
 
     Hydra prints its own composition errors over several lines and exits 1; it raises them
     instead when HYDRA_FULL_ERROR=1, so that is set here (a user who set it gets the trace).
@@ -38,7 +39,7 @@ def main(hydra_main: Callable[[], Any]) -> None:
     os.environ["HYDRA_FULL_ERROR"] = "1"
     try:
         hydra_main()
-    except (HydraException, OmegaConfBaseException) as err:
+    except (HydraException, OmegaConfBaseException, ConfigError) as err:
         if full_trace:
             raise
         cause = err.__cause__

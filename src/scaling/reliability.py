@@ -387,7 +387,7 @@ class BadInput:
     watch: list[Path] = field(default_factory=list)  # existing dirs that must stay untouched
 
 
-# Refused by scaling.config.validate: (override, the key the error names).
+# Refused by scaling.config.validate: (overrides, the key the error names).
 BAD_VALUES = [
     ("model.n_heads=5", "model.n_heads"),
     ("model.d_model=-8", "model.d_model"),
@@ -406,6 +406,9 @@ BAD_VALUES = [
     ("model=no_such_rung", "model/no_such_rung"),
     ("model.no_such_key=1", "model.no_such_key"),
     ("train.lr=[1", "[1"),
+    # A sweep whose grid is bad, refused before any job starts.
+    ("-m experiment=tiny hydra.sweeper.grid.kind=bogus", "hydra.sweeper.grid.kind"),
+    ("-m experiment=tiny hydra.sweeper.grid.tokens=[]", "hydra.sweeper.grid"),
 ]
 
 
@@ -468,7 +471,7 @@ def bad_inputs(work: Path, source: Path, n_typed: int, rng: random.Random) -> li
 
     `source` is a completed tiny pre-training run (its damaged copies go under `work`).
     """
-    cases = [BadInput(f"value {o}", "pretrain", [o], key) for o, key in BAD_VALUES]
+    cases = [BadInput(f"value {o}", "pretrain", o.split(), key) for o, key in BAD_VALUES]
     for key in rng.sample(typed_fields(), min(n_typed, len(typed_fields()))):
         cases.append(BadInput(f"type {key}=x", "pretrain", [f"{key}=x"], key))
     runs = bad_run_dir_inputs(work, source, FAULT_RUN)
@@ -582,10 +585,13 @@ def _snapshot(paths: Sequence[Path]) -> list[tuple[str, int, int]]:
 def check_bad_input(case: BadInput, work: Path) -> Trial:
     """Run one bad command line in a fresh out_dir: refused cleanly, nothing written?"""
     out_dir = work / "out" / re.sub(r"[^A-Za-z0-9]+", "_", case.name)  # plain for Hydra
-    overrides = list(case.overrides)
+    flags = [o for o in case.overrides if o.startswith("-")]  # Hydra's (-m) before overrides
+    overrides = [o for o in case.overrides if not o.startswith("-")]
     if not any(o.startswith("out_dir=") for o in overrides):  # a fresh out_dir of its own
         overrides = ["model=tiny", "train.progress=off", *overrides, f"out_dir={out_dir}"]
+    overrides = [*flags, *overrides]
     before = _snapshot(case.watch)
+    work.mkdir(parents=True, exist_ok=True)
     result = run_entry(case.entry, overrides, work)
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     problems = []
@@ -668,6 +674,7 @@ def concurrent_trials(
     no stray checkpoint, and losses and final parameters bit-identical to the point run alone.
     """
     shared, alone = work / "shared", work / "alone"
+    work.mkdir(parents=True, exist_ok=True)
     launches = [
         _sweep(shared, grid_a, *extra),
         _sweep(shared, grid_b, *extra),

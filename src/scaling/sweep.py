@@ -29,6 +29,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from scaling import accounting, rundir
 from scaling.config import (
+    ConfigError,
     DataConfig,
     ModelConfig,
     PretrainConfig,
@@ -166,7 +167,7 @@ def planning_vocab_size(data: DataConfig) -> int:
     """The vocabulary the run will have, known without building the corpus."""
     if data.corpus == "memmap":
         if data.vocab_size is None:
-            raise ValueError("data.corpus=memmap needs data.vocab_size")
+            raise ConfigError("data.corpus=memmap needs data.vocab_size")
         return data.vocab_size
     return data.bpe_vocab_size if data.tokenizer == "bpe" else 256
 
@@ -180,12 +181,12 @@ def make_rung(
 ) -> Rung:
     """N and FLOPs per token of `model`, counted by scaling.accounting in the named conventions."""
     if flops_convention not in accounting.FLOPS_CONVENTIONS:
-        raise ValueError(
+        raise ConfigError(
             f"flops_convention={flops_convention!r} is not one of "
             f"{list(accounting.FLOPS_CONVENTIONS)}"
         )
     if param_convention not in PARAM_CONVENTIONS:
-        raise ValueError(
+        raise ConfigError(
             f"param_convention={param_convention!r} is not one of {list(PARAM_CONVENTIONS)}"
         )
     counts = accounting.param_counts(model, vocab_size, seq_len)
@@ -334,10 +335,10 @@ def _unique(points: list[Point]) -> list[Point]:
     names = [p.run_name for p in points]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
-        raise ValueError(f"the grid names two runs alike: {duplicates[:5]}")
+        raise ConfigError(f"the grid names two runs alike: {duplicates[:5]}")
     bad = [n for n in names if not is_safe_run_name(n)]
     if bad:
-        raise ValueError(f"unsafe run names: {bad[:5]}")
+        raise ConfigError(f"unsafe run names: {bad[:5]}")
     return points
 
 
@@ -345,11 +346,11 @@ def expand(spec: GridSpec, rungs: Sequence[Rung], seq_len: int) -> list[Point]:
     """The points of `spec`; `rungs` are those `spec.rungs` names (or the whole ladder)."""
     if spec.kind == "nxd":
         if not spec.rungs or not spec.tokens:
-            raise ValueError("grid kind nxd needs rungs and tokens")
+            raise ConfigError("hydra.sweeper.grid: kind nxd needs rungs and tokens")
         return nxd_grid(rungs, spec.tokens, seq_len, spec.hparams, spec.seeds)
     if spec.kind == "isoflop":
         if not spec.budgets:
-            raise ValueError("grid kind isoflop needs budgets")
+            raise ConfigError("hydra.sweeper.grid: kind isoflop needs budgets")
         return isoflop_grid(
             rungs,
             spec.budgets,
@@ -360,7 +361,7 @@ def expand(spec: GridSpec, rungs: Sequence[Rung], seq_len: int) -> list[Point]:
             spec.tokens_per_param,
             spec.min_steps,
         )
-    raise ValueError(f"grid kind={spec.kind!r} is not one of {list(GRID_KINDS)}")
+    raise ConfigError(f"hydra.sweeper.grid.kind={spec.kind!r} is not one of {list(GRID_KINDS)}")
 
 
 def grid_spec(node: Any) -> GridSpec:
