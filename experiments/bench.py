@@ -3,8 +3,10 @@
     python experiments/bench.py                      # CPU shapes here, GPU shapes on a GPU
     python experiments/bench.py --shapes gpt2-124m --reps 5
     python experiments/bench.py --ladder             # GPU: peak memory per ladder rung, T=1024
+    python experiments/bench.py --ladder n393m,n798m --out results/perf/gpu-ladder-big
 
-Prints tokens/s, MFU and ours/peer per shape and writes results/perf/<cpu|gpu>.{md,json}.
+Prints tokens/s, MFU and ours/peer per shape and writes results/perf/<cpu|gpu>.{md,json} (or
+--out). Each shape runs in its own process; on a GPU, JAX does not preallocate memory there.
 The peer needs the `bench` extra (torch, transformers); without it only our side runs.
 Asserts nothing about speed.
 """
@@ -32,7 +34,13 @@ def main() -> int:
     p.add_argument("--reps", type=int, default=5, help="interleaved blocks per side")
     p.add_argument("--block-s", type=float, default=3.0, help="seconds per timed block")
     p.add_argument("--warmup", type=int, default=3, help="untimed steps per side first")
-    p.add_argument("--ladder", action="store_true", help="also: memory per ladder rung")
+    p.add_argument(
+        "--ladder",
+        nargs="?",
+        const="all",
+        default=None,
+        help="peak memory per ladder rung instead of the shapes; optionally which rungs",
+    )
     p.add_argument("--ladder-batch", type=int, default=8, help="sequences per ladder step")
     p.add_argument("--out", type=Path, default=None, help="default: results/perf/<device>")
     args = p.parse_args()
@@ -42,9 +50,12 @@ def main() -> int:
     unknown = sorted(set(names or ()) - set(SHAPES))
     if unknown:
         p.error(f"--shapes: unknown {unknown}; known: {sorted(SHAPES)}")
-    shapes = (
-        [SHAPES[n] for n in names] if names else list(CPU_SHAPES if device == "cpu" else GPU_SHAPES)
-    )
+    if names:
+        shapes = [SHAPES[n] for n in names]
+    elif args.ladder:
+        shapes = []  # --ladder alone measures the rungs only
+    else:
+        shapes = list(CPU_SHAPES if device == "cpu" else GPU_SHAPES)
     sides = tuple(args.sides.split(",")) if args.sides else None
     if sides and set(sides) - set(measure.SIDES):
         p.error(f"--sides: unknown {sorted(set(sides) - set(measure.SIDES))}")
@@ -58,10 +69,14 @@ def main() -> int:
         "shapes": measure.bench_shapes(shapes, device, sides, args.reps, args.block_s, args.warmup),
     }
     if args.ladder:
+        wanted = None if args.ladder == "all" else set(args.ladder.split(","))
         rungs = [
             Shape(c.name, c.n_layers, c.d_model, c.n_heads, 256, args.ladder_batch, 1024)
             for c in ladder()
+            if wanted is None or c.name in wanted
         ]
+        if wanted and len(rungs) != len(wanted):
+            p.error(f"--ladder: unknown rungs {sorted(wanted - {r.name for r in rungs})}")
         report["ladder_seq_len"], report["ladder_batch_size"] = 1024, args.ladder_batch
         report["ladder"], report["largest_rung"] = measure.ladder_memory(
             rungs, device, reps=1, block_s=args.block_s, warmup=2
