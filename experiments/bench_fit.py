@@ -17,6 +17,8 @@ import sys
 import time
 from pathlib import Path
 
+from scaling.hostinfo import cpu_name
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "chinchilla_svg_extracted.csv"
 
@@ -24,27 +26,16 @@ DATA = ROOT.parent / "shared" / "data" / "chinchilla_svg_extracted.csv"
 def machine() -> dict:
     import jax
 
-    cpu = next(
-        (line.split(":", 1)[1].strip() for line in _cpuinfo() if line.startswith("model name")),
-        platform.processor() or "unknown",
-    )
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return {
         "platform": platform.platform(),
         "python": sys.version.split()[0],
-        "cpu": cpu,
+        "cpu": cpu_name(),
         "cores_available": cores,
         "load_average_1_5_15min": [round(v, 2) for v in os.getloadavg()],
         "jax": jax.__version__,
         "jax_backend": jax.default_backend(),
     }
-
-
-def _cpuinfo() -> list[str]:
-    try:
-        return Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:
-        return []
 
 
 def timed(fn, *args, **kwargs):

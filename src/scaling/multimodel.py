@@ -33,8 +33,7 @@ import optax
 from omegaconf import OmegaConf
 
 from scaling import rundir
-from scaling.config import ConfigError, PretrainConfig, TrainConfig, run_dir_of, to_dict, validate
-from scaling.data import build_corpus
+from scaling.config import ConfigError, PretrainConfig, TrainConfig, validate
 from scaling.sweep import group_key, record_failure
 from scaling.train import (
     PreemptionWatch,
@@ -42,10 +41,9 @@ from scaling.train import (
     TrainState,
     _progress_bar,
     _window,
-    enable_compilation_cache,
     make_optimizer,
     make_train_step,
-    open_run,
+    open_pretrain,
 )
 
 log = logging.getLogger(__name__)
@@ -287,19 +285,6 @@ def _end_status(step: int, total_steps: int, caught: signal.Signals | None) -> t
     return rundir.STATUS_COMPLETED, None
 
 
-def _opened(cfg: PretrainConfig) -> contextlib.AbstractContextManager[Trainer | dict[str, Any]]:
-    """The run dir of `cfg` opened as `scaling.train.pretrain` opens it (scaling.train.open_run)."""
-    enable_compilation_cache(cfg.data.cache_dir)
-    run_dir = run_dir_of(cfg)
-    rundir.check_same_run(run_dir, to_dict(cfg))
-    return open_run(
-        cfg,
-        run_dir,
-        make_corpus=lambda: build_corpus(cfg.data, seed=cfg.train.seed),
-        make_trainer=lambda corpus: Trainer(cfg, corpus, run_dir),
-    )
-
-
 def pretrain_group(cfgs: Sequence[PretrainConfig]) -> list[dict[str, Any]]:
     """Train the runs of `cfgs` (one `group_key`) together; each run's record, in order.
 
@@ -320,7 +305,7 @@ def pretrain_group(cfgs: Sequence[PretrainConfig]) -> list[dict[str, Any]]:
                         f"run_name={cfg.run_name} differs from {cfgs[0].run_name} in a setting "
                         "that runs trained together must share (see scaling.sweep.group_key)"
                     )
-                opened = held.enter_context(_opened(cfg))
+                opened = held.enter_context(open_pretrain(cfg))
             except Exception as err:
                 records[i] = _failed(cfg, err)
                 continue

@@ -34,6 +34,7 @@ import numpy as np
 
 from scaling import rundir
 from scaling.config import ModelConfig, TrainConfig
+from scaling.hostinfo import cpu_name
 
 ROOT = Path(__file__).resolve().parents[2]
 ENTRIES = {
@@ -798,14 +799,7 @@ CHECKED = {
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_name()
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     load = f", load average {os.getloadavg()[1]:.1f} over the last 5 min (shared with other work)"
     return f"{cpu}, {cores} cores available, {platform.system()} {platform.release()}{load}"

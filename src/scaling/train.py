@@ -274,11 +274,17 @@ def _progress_bar(mode: str, total: int, initial: int) -> Any:
 
 def pretrain(cfg: PretrainConfig) -> dict[str, Any]:
     """Train or resume the run in <out_dir>/<run_name>; return its record (as in record.json)."""
-    cfg = validate(cfg)
+    with open_pretrain(validate(cfg)) as opened:
+        return opened if isinstance(opened, dict) else opened.run()
+
+
+def open_pretrain(cfg: PretrainConfig) -> contextlib.AbstractContextManager[Trainer | dict]:
+    """The run dir of a validated pre-training config, opened (see `open_run`); shared by
+    `pretrain` and scaling.multimodel, which opens several at once."""
     enable_compilation_cache(cfg.data.cache_dir)
     run_dir = run_dir_of(cfg)
     rundir.check_same_run(run_dir, to_dict(cfg))
-    return run_in_dir(
+    return open_run(
         cfg,
         run_dir,
         make_corpus=lambda: build_corpus(cfg.data, seed=cfg.train.seed),

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from scaling import accounting, rundir
+from scaling.hostinfo import cpu_name
 from scaling.perf.shapes import Shape
 
 OURS, PEER_EAGER, PEER_COMPILED = "ours", "peer_eager", "peer_compiled"
@@ -126,17 +127,9 @@ def machine() -> dict[str, Any]:
 
     from scaling.train import versions
 
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     info = {
         "platform": platform.platform(),
-        "cpu": cpu,
+        "cpu": cpu_name(),
         "cores_available": len(os.sched_getaffinity(0)),
         "backend": jax.default_backend(),
         "device_kind": jax.local_devices()[0].device_kind,
