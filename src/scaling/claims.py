@@ -86,7 +86,7 @@ def sweep_claims(root: Path | None, rules: Rules, n_bootstrap: int) -> list[Clai
         why = f"no sweep runs ({root})"
         return [_missing(1, C1, SWEEP_EXP, why), _missing(2, C2, SWEEP_EXP, why)]
     study = report.load_study(root, root.name)
-    fits = report.fit_study(study, n_bootstrap=n_bootstrap)
+    fits = report.fit_study(study, n_bootstrap=n_bootstrap, only=("approach3", "heldout"))
     a3 = fits.results.get("approach3")
     if a3 is None:
         why = fits.skipped.get("approach3", "no Approach 3 fit")

@@ -92,8 +92,11 @@ class Fits:
 
     results: dict[str, Any] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
+    wanted: tuple[str, ...] | None = None  # None: every fit
 
     def attempt(self, name: str, make: Any) -> None:
+        if self.wanted is not None and name not in self.wanted:
+            return
         try:
             self.results[name] = make()
         except ValueError as err:
@@ -108,8 +111,11 @@ def report_budgets(points: pd.DataFrame) -> tuple[float, ...]:
     return tuple(c for c in steps if low <= c <= high)
 
 
-def fit_study(study: Study, n_bootstrap: int = 1000, seed: int = 0) -> Fits:
-    p, fits = study.points, Fits()
+def fit_study(
+    study: Study, n_bootstrap: int = 1000, seed: int = 0, only: tuple[str, ...] | None = None
+) -> Fits:
+    """Every fit of the report (or those named in `only`), each with its bootstrap."""
+    p, fits = study.points, Fits(wanted=only)
     n, d, c, loss = (p[k].to_numpy() for k in ("N", "D", "C", "loss"))
     fits.attempt(
         "approach3",
