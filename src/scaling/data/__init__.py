@@ -76,7 +76,7 @@ def build_corpus(cfg: DataConfig, seed: int) -> Corpus:
         raise ConfigError(f"data.corpus=synthetic emits bytes; data.tokenizer={cfg.tokenizer!r}")
     build = _builders()[cfg.corpus]
     tasks = None
-    if cfg.task_mix.fraction > 0:
+    if cfg.task_mix.fraction != 0:  # any other value is checked by mix_tasks
         from scaling.data.taskmix import mix_tasks
 
         tasks = mix_tasks(cfg)  # checked before the base corpus, whose build may be slow
