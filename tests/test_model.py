@@ -14,7 +14,7 @@ from flax import nnx
 
 from scaling.accounting import param_counts
 from scaling.config import ModelConfig, resolve_model
-from scaling.model import attention_impl, build_model, compute_dtype, lm_loss
+from scaling.model import attention_impl, build_model, causal_attention, compute_dtype, lm_loss
 
 VOCAB = 64
 SEQ = 16
@@ -194,16 +194,41 @@ def test_dtype_and_attention_resolution():
     auto = tiny()
     assert jax.default_backend() == "cpu"  # the test machine; accelerators resolve to bf16
     assert compute_dtype(auto) == jnp.float32
-    assert attention_impl(auto, compute_dtype(auto)) == "xla"
+    assert attention_impl(auto, compute_dtype(auto)) == "chunked"
     bf16 = dataclasses.replace(auto, compute_dtype="bfloat16")
     assert compute_dtype(bf16) == jnp.bfloat16
-    assert attention_impl(bf16, jnp.bfloat16) == "xla"  # cuDNN only on GPU
+    assert attention_impl(bf16, jnp.bfloat16) == "chunked"  # cuDNN only on GPU
     assert attention_impl(dataclasses.replace(auto, attention="cudnn"), jnp.float32) == "cudnn"
     # bf16 compute keeps fp32 params and returns fp32 logits.
     model = build_model(dataclasses.replace(bf16, arch="llama"), VOCAB, SEQ, seed=0)
     logits_BxTxV = forward(model, tokens())
     assert logits_BxTxV.dtype == jnp.float32 and bool(jnp.isfinite(logits_BxTxV).all())
     assert model.embed.embedding[...].dtype == jnp.float32
+
+
+@pytest.mark.parametrize("seq_len", [16, 6])  # 6: not a multiple of the chunk count
+def test_chunked_attention_matches_jax_attention_and_its_gradients(seq_len):
+    q, k, v = jax.random.normal(jax.random.key(0), (3, 2, seq_len, 3, 8))
+    reference = functools.partial(jax.nn.dot_product_attention, is_causal=True)
+
+    def total(attend, q, k, v):
+        return jnp.sum(attend(q, k, v) * jnp.cos(jnp.arange(8.0)))
+
+    np.testing.assert_allclose(causal_attention(q, k, v), reference(q, k, v), atol=1e-5)
+    ours = jax.grad(functools.partial(total, causal_attention), argnums=(0, 1, 2))(q, k, v)
+    theirs = jax.grad(functools.partial(total, reference), argnums=(0, 1, 2))(q, k, v)
+    for g_ours, g_theirs in zip(ours, theirs, strict=True):
+        np.testing.assert_allclose(g_ours, g_theirs, atol=1e-5)
+
+
+def test_attention_kernels_give_one_model():
+    cfg = tiny(arch="llama", qk_norm=True)
+    x_BxT = tokens()
+    logits = [
+        forward(build_model(dataclasses.replace(cfg, attention=impl), VOCAB, SEQ, seed=0), x_BxT)
+        for impl in ("xla", "chunked")
+    ]
+    np.testing.assert_allclose(logits[0], logits[1], atol=1e-5)
 
 
 @pytest.mark.parametrize("arch", ["gpt2", "llama"])

@@ -32,7 +32,7 @@ NORMS = ("layernorm", "rmsnorm")
 POSITIONS = ("learned", "rope")
 MLPS = ("gelu", "swiglu")
 DTYPES = ("float32", "bfloat16", "float16")
-ATTENTION_IMPLS = ("auto", "xla", "cudnn")
+ATTENTION_IMPLS = ("auto", "xla", "cudnn", "chunked")
 CORPORA = ("synthetic", "text", "pystdlib", "memmap", "hf")
 TOKENIZERS = ("byte", "bpe")
 SCHEDULES = ("cosine", "wsd", "constant")
@@ -65,7 +65,7 @@ class ModelConfig:
     init_std: float = 0.02
     param_dtype: str = "float32"
     compute_dtype: str = "auto"  # auto: bfloat16 on accelerators, float32 on CPU
-    attention: str = "auto"  # auto: cudnn on GPU when compute dtype is 16-bit, else xla
+    attention: str = "auto"  # auto: cudnn on GPU with 16-bit compute, chunked on CPU, else xla
     remat: bool = False  # recompute block activations in the backward pass
 
 

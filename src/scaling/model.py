@@ -33,12 +33,41 @@ def compute_dtype(cfg: ModelConfig) -> jnp.dtype:
 
 
 def attention_impl(cfg: ModelConfig, dtype: jnp.dtype) -> str:
-    """`jax.nn.dot_product_attention` implementation: cuDNN flash attention needs a GPU and a
-    16-bit dtype, so "auto" picks it only then and falls back to XLA otherwise."""
+    """Attention kernel. "auto": cuDNN flash attention where it runs (a GPU and a 16-bit
+    dtype), `causal_attention`'s query chunks on a CPU, `jax.nn`'s XLA one otherwise."""
     if cfg.attention != "auto":
         return cfg.attention
     half = jnp.dtype(dtype) in (jnp.dtype(jnp.bfloat16), jnp.dtype(jnp.float16))
-    return "cudnn" if jax.default_backend() == "gpu" and half else "xla"
+    backend = jax.default_backend()
+    if backend == "cpu":
+        return "chunked"
+    return "cudnn" if backend == "gpu" and half else "xla"
+
+
+_QUERY_CHUNKS = 4  # 4 skips 3/8 of the score matrix; more chunks make the GEMMs too small
+
+
+def causal_attention(q_BxTxNxH: jax.Array, k_BxTxNxH: jax.Array, v_BxTxNxH: jax.Array) -> jax.Array:
+    """Causal softmax attention computed per chunk of queries against only the keys it can
+    see, so the masked upper triangle is mostly never computed. On a CPU this is about 5-9%
+    faster per training step than the full masked matrix (results/perf/README.md)."""
+    _, t, _, h = q_BxTxNxH.shape
+    n_chunks = _QUERY_CHUNKS if t % _QUERY_CHUNKS == 0 else 1
+    chunk = t // n_chunks
+    # One transpose to heads-major up front, so every chunk's scores are plain batched GEMMs.
+    q_BxNxTxH, k_BxNxTxH, v_BxNxTxH = (
+        x.transpose(0, 2, 1, 3) for x in (q_BxTxNxH * h**-0.5, k_BxTxNxH, v_BxTxNxH)
+    )
+    outs = []
+    for i in range(n_chunks):
+        end = (i + 1) * chunk
+        s_BxNxCxK = jnp.einsum("bnqh,bnkh->bnqk", q_BxNxTxH[:, :, i * chunk : end],
+                               k_BxNxTxH[:, :, :end])  # fmt: skip
+        visible_CxK = jnp.arange(i * chunk, end)[:, None] >= jnp.arange(end)[None, :]
+        s_BxNxCxK = jnp.where(visible_CxK, s_BxNxCxK.astype(jnp.float32), -jnp.inf)
+        p_BxNxCxK = jax.nn.softmax(s_BxNxCxK, axis=-1).astype(v_BxNxTxH.dtype)
+        outs.append(jnp.einsum("bnqk,bnkh->bnqh", p_BxNxCxK, v_BxNxTxH[:, :, :end]))
+    return jnp.concatenate(outs, axis=2).transpose(0, 2, 1, 3)
 
 
 def _norm(cfg: ModelConfig, dim: int, dtype: jnp.dtype, rngs: nnx.Rngs) -> nnx.Module:
@@ -173,13 +202,13 @@ class Attention(nnx.Module):
             q_BxTxNxH = _rope(q_BxTxNxH, self.rope_theta)
             k_BxTxNxH = _rope(k_BxTxNxH, self.rope_theta)
         dtype = v_BxTxNxH.dtype  # norms may return float32; the kernels want one dtype
-        out_BxTxNxH = jax.nn.dot_product_attention(
-            q_BxTxNxH.astype(dtype),
-            k_BxTxNxH.astype(dtype),
-            v_BxTxNxH,
-            is_causal=True,
-            implementation=self.impl,
-        )
+        q_BxTxNxH, k_BxTxNxH = q_BxTxNxH.astype(dtype), k_BxTxNxH.astype(dtype)
+        if self.impl == "chunked":
+            out_BxTxNxH = causal_attention(q_BxTxNxH, k_BxTxNxH, v_BxTxNxH)
+        else:
+            out_BxTxNxH = jax.nn.dot_product_attention(
+                q_BxTxNxH, k_BxTxNxH, v_BxTxNxH, is_causal=True, implementation=self.impl
+            )
         return self.out(out_BxTxNxH.reshape(b, t, d))
 
 
