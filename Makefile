@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: study test lint ladder
+.PHONY: study gpu-study test lint ladder
 
 $(STAMP): pyproject.toml requirements.lock
 	@test -n "$(PYTHON)" || { echo "error: Python 3.12 not found; set PYTHON=/path/to/python3.12"; exit 1; }
@@ -33,6 +33,47 @@ study: $(STAMP)
 	$(PY) -m scaling.taskreport runs/tasks results/tasks --command "make study"
 	$(PY) -m scaling.claims --sweep runs/smoke --tasks runs/tasks --ablations runs/ablations \
 		--out results/CLAIMS.md --command "make study"
+
+# The flagship study for one GPU (issue 7): IsoFLOP sweeps on the synthetic corpus and on the
+# Python standard library, the three task arms on every synthetic source, then the reports,
+# the claims ledger and the cost, all under $(GPU_RESULTS). Every stage skips completed runs,
+# so an interrupted study resumes with the same command. On a machine whose Python already has
+# jax[cuda] (and Hydra): make gpu-study STAMP= PY=python3.12 (no venv, nothing installed).
+# The same stages at CPU size, as a rehearsal of the pipeline (minutes):
+#   make gpu-study GPU_ISOFLOP=isoflop_cpu GPU_ISOFLOP_ARGS='hydra.sweeper.grid.budgets=[1e11,3e11]' \
+#     GPU_RUNS=runs/rehearsal GPU_RESULTS=results/rehearsal GPU_FT_TOKENS=16384,65536 \
+#     GPU_SCRATCH_TOKENS=16384,65536,262144
+GPU_ISOFLOP ?= isoflop_gpu
+# 5 rungs per budget: 20 runs and 2.2e17 FLOPs per corpus (7 rungs: 27 runs, 3.1e17), so both
+# corpora fit in ~19 min of an H100 at 40% MFU (989 TFLOP/s bf16 peak); not yet measured.
+GPU_ISOFLOP_ARGS ?= hydra.sweeper.grid.rungs_per_budget=5
+GPU_RUNS ?= runs/gpu
+GPU_RESULTS ?= results/gpu
+GPU_FT_TOKENS ?= 262144,1048576
+GPU_SCRATCH_TOKENS ?= 262144,1048576,4194304
+SOURCES = $(PY) -m scaling.sources $(GPU_RUNS)/synthetic/pretrain
+GPU_CMD = make gpu-study
+
+gpu-study: $(STAMP)
+	$(PY) experiments/pretrain.py -m experiment=$(GPU_ISOFLOP) data=synthetic \
+		out_dir=$(GPU_RUNS)/synthetic/pretrain $(GPU_ISOFLOP_ARGS)
+	$(PY) experiments/pretrain.py -m experiment=$(GPU_ISOFLOP) data=pystdlib \
+		out_dir=$(GPU_RUNS)/pystdlib/pretrain $(GPU_ISOFLOP_ARGS)
+	$(PY) experiments/finetune.py -m experiment=gpu_tasks out_dir=$(GPU_RUNS)/synthetic/finetune \
+		init_from=$$($(SOURCES)) train.tokens=0
+	$(PY) experiments/finetune.py -m experiment=gpu_tasks out_dir=$(GPU_RUNS)/synthetic/finetune \
+		init_from=$$($(SOURCES)) train.tokens=$(GPU_FT_TOKENS)
+	$(PY) experiments/finetune.py -m experiment=gpu_tasks out_dir=$(GPU_RUNS)/synthetic/scratch \
+		model=$$($(SOURCES) --field model) data.seq_len=$$($(SOURCES) --field seq_len) \
+		train.tokens=$(GPU_SCRATCH_TOKENS)
+	$(PY) -m scaling.report $(GPU_RUNS)/synthetic/pretrain $(GPU_RESULTS)/isoflop_synthetic \
+		--command "$(GPU_CMD)"
+	$(PY) -m scaling.report $(GPU_RUNS)/pystdlib/pretrain $(GPU_RESULTS)/isoflop_pystdlib \
+		--command "$(GPU_CMD)"
+	$(PY) -m scaling.taskreport $(GPU_RUNS)/synthetic $(GPU_RESULTS)/tasks --command "$(GPU_CMD)"
+	$(PY) -m scaling.claims --sweep $(GPU_RUNS)/synthetic/pretrain --tasks $(GPU_RUNS)/synthetic \
+		--out $(GPU_RESULTS)/CLAIMS.md --command "$(GPU_CMD)"
+	$(PY) -m scaling.cost $(GPU_RUNS) --out $(GPU_RESULTS)/COST.md --command "$(GPU_CMD)"
 
 test: $(STAMP)
 	$(PY) -m ruff check src experiments tests

@@ -76,21 +76,21 @@ def _missing(number: int, claim: str, experiment: str, why: str) -> Claim:
 
 C1 = "More parameters give lower loss (at fixed data, and at compute-optimal data)"
 C2 = "Loss falls as a power law in N and D; compute-optimal training uses ~20 tokens/parameter"
-SWEEP_EXP = "N x D sweep (`experiment=smoke`), Approach 3 fit"
 
 
 def sweep_claims(root: Path | None, rules: Rules, n_bootstrap: int) -> list[Claim]:
     from scaling import report  # the sweep report's study loading and fits, reused as they are
 
+    exp = f"sweep (`{root}`), Approach 3 fit"
     if root is None or not root.is_dir():
         why = f"no sweep runs ({root})"
-        return [_missing(1, C1, SWEEP_EXP, why), _missing(2, C2, SWEEP_EXP, why)]
+        return [_missing(1, C1, exp, why), _missing(2, C2, exp, why)]
     study = report.load_study(root, root.name)
     fits = report.fit_study(study, n_bootstrap=n_bootstrap, only=("approach3", "heldout"))
     a3 = fits.results.get("approach3")
     if a3 is None:
         why = fits.skipped.get("approach3", "no Approach 3 fit")
-        return [_missing(1, C1, SWEEP_EXP, why), _missing(2, C2, SWEEP_EXP, why)]
+        return [_missing(1, C1, exp, why), _missing(2, C2, exp, why)]
     p = study.points
     best = p.loc[p.groupby("D")["loss"].idxmin()]
     largest_wins = int((best["N"] == p["N"].max()).sum())
@@ -104,7 +104,7 @@ def sweep_claims(root: Path | None, rules: Rules, n_bootstrap: int) -> list[Clai
     claim1 = Claim(
         1,
         C1,
-        SWEEP_EXP,
+        exp,
         f"alpha = {_f(alpha.estimate)}; largest N has the lowest loss at {largest_wins} of "
         f"{len(best)} token counts",
         f"alpha {_ci(alpha.ci_low, alpha.ci_high)}",
@@ -138,7 +138,7 @@ def sweep_claims(root: Path | None, rules: Rules, n_bootstrap: int) -> list[Clai
     claim2 = Claim(
         2,
         C2,
-        SWEEP_EXP + ", held-out check, compute-optimal frontier",
+        exp + ", held-out check, compute-optimal frontier",
         "; ".join(parts),
         f"beta {_ci(beta.ci_low, beta.ci_high)}; tokens/param "
         + (_ci(ratio.ci_low, ratio.ci_high) if ratio is not None else "–"),
@@ -157,25 +157,25 @@ def sweep_claims(root: Path | None, rules: Rules, n_bootstrap: int) -> list[Clai
 C3 = "Fine-tuning needs far less task data than training from scratch (how many times less)"
 C4 = "Fine-tuned models beat pre-train-only models on their task at every size"
 C5 = "Abilities emerge suddenly with scale (under which metrics)"
-TASK_EXP = "task study (`experiment=tasks*`): pre-train-only / fine-tuned / from scratch"
 
 
 def task_claims(root: Path | None, n_bootstrap: int) -> list[Claim]:
     from scaling import taskreport
 
+    exp = f"task study (`{root}`): pre-train-only / fine-tuned / from scratch"
     try:
         if root is None or not root.is_dir():
             raise ValueError(f"no task runs ({root})")
         study = taskreport.analyse(root, n_bootstrap)
     except ValueError as err:
-        return [_missing(k, c, TASK_EXP, str(err)) for k, c in ((3, C3), (4, C4), (5, C5))]
-    return [_claim3(study), _claim4(study), _claim5(study)]
+        return [_missing(k, c, exp, str(err)) for k, c in ((3, C3), (4, C4), (5, C5))]
+    return [_claim3(study, exp), _claim4(study, exp), _claim5(study, exp)]
 
 
-def _claim3(study) -> Claim:
+def _claim3(study, exp: str) -> Claim:
     eff = study.effective.dropna(subset=["d_e"]) if len(study.effective) else study.effective
     if eff.empty:
-        return _missing(3, C3, TASK_EXP, "no fine-tuned loss could be inverted")
+        return _missing(3, C3, exp, "no fine-tuned loss could be inverted")
     mult = eff["data_multiplier"]
     low = (eff["d_e_low"] / eff["d_f"]).min()
     high = (eff["d_e_high"] / eff["d_f"]).max()
@@ -199,7 +199,7 @@ def _claim3(study) -> Claim:
     return Claim(
         3,
         C3,
-        TASK_EXP + "; from-scratch fit inverted (Hernandez et al. 2021)",
+        exp + "; from-scratch fit inverted (Hernandez et al. 2021)",
         f"D_E/D_F median {_f(mult.median())}x over {len(eff)} fine-tuned runs ({per_task})",
         f"per-run 95% CIs span {_ci(low, high)}",
         verdict,
@@ -209,10 +209,10 @@ def _claim3(study) -> Claim:
     )
 
 
-def _claim4(study) -> Claim:
+def _claim4(study, exp: str) -> Claim:
     p = study.paired.dropna(subset=["finetuned_loss", "pretrain_only_loss"])
     if p.empty:
-        return _missing(4, C4, TASK_EXP, "no size with both a fine-tuned and a pre-train-only run")
+        return _missing(4, C4, exp, "no size with both a fine-tuned and a pre-train-only run")
     top = p[p["d_f"] == p.groupby("task")["d_f"].transform("max")]
     gain = top["pretrain_only_loss"] - top["finetuned_loss"]
     by_loss = gain > 0
@@ -229,7 +229,7 @@ def _claim4(study) -> Claim:
     return Claim(
         4,
         C4,
-        TASK_EXP + f"; largest D_F per task ({', '.join(map(_f, top['d_f'].unique()))} tokens)",
+        exp + f"; largest D_F per task ({', '.join(map(_f, top['d_f'].unique()))} tokens)",
         f"fine-tuned answer loss below pre-train-only in {sizes} (by {gain.min():.3f} to "
         f"{gain.max():.3f} nats); exact-match gain beyond the "
         f"eval resolution in {int(resolved.sum())} of {len(top)}",
@@ -240,9 +240,9 @@ def _claim4(study) -> Claim:
     )
 
 
-def _claim5(study) -> Claim:
+def _claim5(study, exp: str) -> Claim:
     if not study.verdicts:
-        return _missing(5, C5, TASK_EXP, "no emergence table")
+        return _missing(5, C5, exp, "no emergence table")
     parts, jumps = [], []
     for arm, table in study.verdicts.items():
         for task, rows in table.groupby("task"):
@@ -260,7 +260,7 @@ def _claim5(study) -> Claim:
     return Claim(
         5,
         C5,
-        TASK_EXP + "; BIG-bench breakthroughness vs compute, Schaeffer and Du verdicts",
+        exp + "; BIG-bench breakthroughness vs compute, Schaeffer and Du verdicts",
         "; ".join(parts),
         f"metrics that jump vs compute: {'; '.join(jumps)}",
         verdict,
