@@ -9,8 +9,8 @@ once (the members share one clock). A stage is a run dir's first two path parts 
 (e.g. `synthetic/pretrain`). A group's MFU is the sum of its members' (one step trains them
 all). The saving of a group is the time its tokens would take at the solo rate of the same
 model, batch and sequence length (the median `tokens_per_s` of the solo pre-training runs of
-that shape in the same records) minus the group's steady time; where no solo run of the shape exists it is
-reported as not measured rather than guessed.
+that shape in the same records) minus the group's steady time; where no solo run of the shape
+exists it is reported as not measured rather than guessed.
 Reads records only; never imports model code.
 """
 
