@@ -51,6 +51,7 @@ GPU_RUNS ?= runs/gpu
 GPU_RESULTS ?= results/gpu
 GPU_FT_TOKENS ?= 262144,1048576
 GPU_SCRATCH_TOKENS ?= 262144,1048576,4194304
+# The task arms' sources; a sweep with none stops the study here with the reason (exit 2).
 SOURCES = $(PY) -m scaling.sources $(GPU_RUNS)/synthetic/pretrain
 GPU_CMD = make gpu-study
 
@@ -59,13 +60,13 @@ gpu-study: $(STAMP)
 		out_dir=$(GPU_RUNS)/synthetic/pretrain $(GPU_ISOFLOP_ARGS)
 	$(PY) experiments/pretrain.py -m experiment=$(GPU_ISOFLOP) data=pystdlib \
 		out_dir=$(GPU_RUNS)/pystdlib/pretrain $(GPU_ISOFLOP_ARGS)
-	$(PY) experiments/finetune.py -m experiment=gpu_tasks out_dir=$(GPU_RUNS)/synthetic/finetune \
-		init_from=$$($(SOURCES)) train.tokens=0
-	$(PY) experiments/finetune.py -m experiment=gpu_tasks out_dir=$(GPU_RUNS)/synthetic/finetune \
-		init_from=$$($(SOURCES)) train.tokens=$(GPU_FT_TOKENS)
-	$(PY) experiments/finetune.py -m experiment=gpu_tasks out_dir=$(GPU_RUNS)/synthetic/scratch \
-		model=$$($(SOURCES) --field model) data.seq_len=$$($(SOURCES) --field seq_len) \
-		train.tokens=$(GPU_SCRATCH_TOKENS)
+	src=$$($(SOURCES)) && $(PY) experiments/finetune.py -m experiment=gpu_tasks \
+		out_dir=$(GPU_RUNS)/synthetic/finetune init_from=$$src train.tokens=0
+	src=$$($(SOURCES)) && $(PY) experiments/finetune.py -m experiment=gpu_tasks \
+		out_dir=$(GPU_RUNS)/synthetic/finetune init_from=$$src train.tokens=$(GPU_FT_TOKENS)
+	models=$$($(SOURCES) --field model) && seq_len=$$($(SOURCES) --field seq_len) && \
+		$(PY) experiments/finetune.py -m experiment=gpu_tasks out_dir=$(GPU_RUNS)/synthetic/scratch \
+		model=$$models data.seq_len=$$seq_len train.tokens=$(GPU_SCRATCH_TOKENS)
 	$(PY) -m scaling.report $(GPU_RUNS)/synthetic/pretrain $(GPU_RESULTS)/isoflop_synthetic \
 		--command "$(GPU_CMD)"
 	$(PY) -m scaling.report $(GPU_RUNS)/pystdlib/pretrain $(GPU_RESULTS)/isoflop_pystdlib \

@@ -154,9 +154,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, required=True, help="the markdown file to write")
     parser.add_argument("--command", help="the command to cite as having run the study")
     args = parser.parse_args(argv)
+    if not args.runs.is_dir():
+        parser.error(f"{args.runs} is not a directory")
     table = records.collect(args.runs)
     if table.empty:
-        raise SystemExit(f"error: {args.runs}: no run records")
+        parser.error(f"{args.runs} holds no run records")
     job_table = jobs(table)
     text = render(job_table, savings(job_table), args.command)
     args.out.parent.mkdir(parents=True, exist_ok=True)

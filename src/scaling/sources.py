@@ -15,7 +15,6 @@ Reads records only; exits 2 with the reason when the sweep has no completed run.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -31,7 +30,7 @@ def source_runs(sweep_root: Path) -> pd.DataFrame:
     if not sweep_root.is_dir():
         raise ValueError(f"{sweep_root}: no such directory (has the pre-training sweep run?)")
     table = records.collect(sweep_root)
-    if table.empty or "status" not in table:
+    if table.empty:
         raise ValueError(f"{sweep_root}: no run records (has the pre-training sweep run?)")
     done = table[table["status"] == "completed"]
     if "task" in done:  # a fine-tuned run is not a source
@@ -68,8 +67,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         print(hydra_values(source_runs(args.sweep), args.field))
     except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
+        parser.error(str(err))
 
 
 if __name__ == "__main__":
