@@ -2,6 +2,7 @@
 
     python experiments/bench.py                      # CPU shapes here, GPU shapes on a GPU
     python experiments/bench.py --shapes gpt2-124m --reps 5
+    python experiments/bench.py --grad-accum 1       # every side on the whole batch at once
     python experiments/bench.py --ladder             # GPU: peak memory per ladder rung, T=1024
     python experiments/bench.py --ladder n393m,n798m --out results/perf/gpu-ladder-big
 
@@ -35,6 +36,13 @@ def main() -> int:
     p.add_argument("--block-s", type=float, default=3.0, help="seconds per timed block")
     p.add_argument("--warmup", type=int, default=3, help="untimed steps per side first")
     p.add_argument(
+        "--grad-accum",
+        type=int,
+        default=None,
+        help="micro-batches per step, every side (default: ours the Trainer's choice for the "
+        "device, the peer's the whole batch)",
+    )
+    p.add_argument(
         "--ladder",
         nargs="?",
         const="all",
@@ -56,6 +64,10 @@ def main() -> int:
         shapes = []  # --ladder alone measures the rungs only
     else:
         shapes = list(CPU_SHAPES if device == "cpu" else GPU_SHAPES)
+    if args.grad_accum is not None:
+        uneven = [s.name for s in shapes if args.grad_accum < 1 or s.batch_size % args.grad_accum]
+        if uneven:
+            p.error(f"--grad-accum {args.grad_accum}: does not divide the batch of {uneven}")
     sides = tuple(args.sides.split(",")) if args.sides else None
     if sides and set(sides) - set(measure.SIDES):
         p.error(f"--sides: unknown {sorted(set(sides) - set(measure.SIDES))}")
@@ -66,7 +78,9 @@ def main() -> int:
         "git_commit": git_commit(),
         "reps": args.reps,
         "block_s": args.block_s,
-        "shapes": measure.bench_shapes(shapes, device, sides, args.reps, args.block_s, args.warmup),
+        "shapes": measure.bench_shapes(
+            shapes, device, sides, args.reps, args.block_s, args.warmup, args.grad_accum
+        ),
     }
     if args.ladder:
         wanted = None if args.ladder == "all" else set(args.ladder.split(","))

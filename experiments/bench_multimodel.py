@@ -84,10 +84,11 @@ def time_steps(cfg: PretrainConfig, k: int, reps: int, block: int) -> dict:
     rng = np.random.default_rng(0)
     batch_BxTp1 = jnp.asarray(rng.integers(0, 256, (t.batch_size, seq_len + 1), dtype=np.int32))
     batch_KxBxTp1 = jnp.stack([batch_BxTp1] * k)
-    single = train.make_train_step(graphdef, tx, cfg.model.z_loss, t.grad_accum)
+    grad_accum = train.microbatches(t, cfg.model, 256, seq_len)
+    single = train.make_train_step(graphdef, tx, cfg.model.z_loss, grad_accum)
     single = single.lower(states[0], batch_BxTp1).compile()
     lr_KxS = stack([lr_table(schedule, plan.total_steps)] * k)
-    group = make_group_step(graphdef, t, cfg.model.z_loss)
+    group = make_group_step(graphdef, t, cfg.model.z_loss, grad_accum)
     one_state = states[0]
     group_state = stack(states[1:] + [jax.tree.map(jnp.copy, one_state)])
     group = group.lower(group_state, batch_KxBxTp1, lr_KxS).compile()

@@ -31,8 +31,19 @@ def test_our_side_measured_and_tabled():
         "shapes": [row, {"shape": row["shape"], "error": "out of memory", "oom": True}],
     }
     table = measure.markdown(report)
-    assert "| tiny | 1 | 32 | 64 | 2x16 | ours |" in table
-    assert "| failed | out of memory |" in table
+    assert "| tiny | 1 | 32 | 64 | 2x16 | ours | 1 |" in table  # 32 tokens: one micro-batch
+    assert "| failed | | out of memory |" in table
+
+
+def test_grad_accum_sets_our_micro_batches():
+    """--grad-accum: our step in that many micro-batches (their losses match the whole batch's:
+    tests/test_train.py)."""
+    whole, split = (
+        measure.measure_shape(TINY, (measure.OURS,), 1, 0.01, 1, grad_accum=n)["sides"]["ours"]
+        for n in (None, 2)
+    )
+    assert (whole["microbatches"], split["microbatches"]) == (1, 2)
+    assert abs(split["final_loss"] - math.log(TINY.vocab_size)) < 0.5
 
 
 def test_peer_has_our_shape_and_trains():
@@ -44,3 +55,6 @@ def test_peer_has_our_shape_and_trains():
     assert peer.n_params == TINY.n_params()  # HF GPT-2 and our gpt2 preset: same parameters
     assert peer.run(2) > 0
     assert abs(peer.loss - math.log(TINY.vocab_size)) < 0.5
+    split = PeerStep(TINY, device="cpu", compiled=False, grad_accum=2)  # --grad-accum 2
+    assert split.run(2) > 0
+    assert abs(split.loss - math.log(TINY.vocab_size)) < 0.5

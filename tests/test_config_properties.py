@@ -33,7 +33,7 @@ VALUES = {
     "data.corpus": st.sampled_from(["synthetic", "pystdlib", "wikipedia", "text"]),
     "data.synthetic.noise": st.sampled_from(["0", "0.1", "1", "1.5", "-0.1"]),
     "train.batch_size": st.integers(-2, 32),
-    "train.grad_accum": st.integers(-1, 5),
+    "train.grad_accum": st.integers(-1, 5) | st.just("null"),
     "train.lr": st.sampled_from(["3e-3", "0", "-1", "fast"]),
     "train.schedule": st.sampled_from(["cosine", "wsd", "constant", "linear"]),
     "train.tokens": st.integers(-10, 10**6),

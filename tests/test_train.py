@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 
+import jax
 import numpy as np
 import pytest
 
 from scaling import rundir
-from scaling.config import ConfigError, TrainConfig, run_dir_of
-from scaling.train import Plan, make_schedule, pretrain
+from scaling.config import ConfigError, ModelConfig, TrainConfig, run_dir_of
+from scaling.train import Plan, make_schedule, microbatches, pretrain
 
 
 def test_tiny_run_writes_the_run_dir(tiny_config):
@@ -82,12 +83,46 @@ def test_divergence_is_recorded_with_its_step(tiny_config):
 
 
 def test_grad_accumulation_matches_one_big_batch(tiny_config):
-    one = pretrain(tiny_config("run_name=one"))
+    one = pretrain(tiny_config("run_name=one", "train.grad_accum=1"))
     two = pretrain(tiny_config("run_name=two", "train.grad_accum=2"))
     a = [r["train_loss"] for r in rundir.read_metrics(run_dir_of(tiny_config("run_name=one")))]
     b = [r["train_loss"] for r in rundir.read_metrics(run_dir_of(tiny_config("run_name=two")))]
     np.testing.assert_allclose(a, b, rtol=2e-4)
     assert one["final_val_loss"] == pytest.approx(two["final_val_loss"], rel=2e-4)
+
+
+def test_microbatches_follow_the_device_and_the_cache():
+    model = ModelConfig(d_model=128, n_layers=2, n_heads=4)  # n393k: ~21 KB of activations/token
+
+    def count(batch: int, seq_len: int, backend: str = "cpu", shards: int = 1, **train) -> int:
+        cfg = TrainConfig(batch_size=batch, **train)
+        return microbatches(cfg, model, 256, seq_len, shards, backend)
+
+    assert count(16, 128, grad_accum=2) == 2  # a count that is set is kept, on any device
+    assert count(16, 128, backend="gpu") == 1
+    assert count(2, 128) == 1  # 256 tokens (~6 MB): the whole batch stays in cache
+    assert count(16, 128) == 4  # 4 rows x 128 = 512 tokens each
+    assert count(32, 64) == 4  # 8 rows x 64
+    assert count(12, 128) == 3
+    assert count(16, 1024) == 16  # sequences longer than 512 tokens: one each
+    assert count(16, 128, shards=8) == 2  # each micro-batch still splits over 8 devices
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="micro-batches are chosen on a CPU")
+def test_auto_microbatches_train_as_the_whole_batch(tiny_config):
+    """A CPU run whose batch outgrows the cache trains in 512-token micro-batches, says so in
+    its record, and logs the losses of the whole batch at once to float32 rounding."""
+    big = ("train.batch_size=256", "train.tokens=65536", "train.log_every=2", "train.eval_every=4")
+    auto = pretrain(tiny_config("run_name=auto", *big))
+    whole = pretrain(tiny_config("run_name=whole", *big, "train.grad_accum=1"))
+    assert (auto["grad_accum"], whole["grad_accum"]) == (16, 1)  # 16 rows x 32 tokens each
+    losses = [
+        [r["train_loss"] for r in rundir.read_metrics(run_dir_of(tiny_config(f"run_name={n}")))]
+        for n in ("auto", "whole")
+    ]
+    assert len(losses[0]) == 4
+    np.testing.assert_allclose(*losses, rtol=2e-4)
+    assert auto["final_val_loss"] == pytest.approx(whole["final_val_loss"], rel=2e-4)
 
 
 @pytest.mark.parametrize("schedule", ["cosine", "wsd", "constant"])
@@ -121,6 +156,7 @@ def test_run_from_before_a_new_setting_existed_still_resumes(tiny_config):
     run_dir = run_dir_of(cfg)
     stored = rundir.read_config(run_dir)
     del stored["data"]["task_mix"]  # as written before the schema had this setting
+    stored["train"]["grad_accum"] = 1  # the old default, before micro-batches became per device
     rundir.write_config(run_dir, stored)
     resumed = pretrain(tiny_config())
     assert resumed["status"] == "completed" and resumed["resumed_from_step"] == 8

@@ -99,6 +99,22 @@ def flops_per_token(cfg: ModelConfig, vocab_size: int, seq_len: int) -> dict[str
     }
 
 
+def activation_bytes_per_token(
+    cfg: ModelConfig, vocab_size: int, seq_len: int, dtype_bytes: int = 4
+) -> int:
+    """A rough count of the activations a training step keeps per token for its backward pass.
+
+    Per layer: the residual stream, two norm outputs, q, k, v and the attention output (7·d),
+    the MLP's hidden activations before and after the nonlinearity (2·d_ff, 3·d_ff for SwiGLU)
+    and a row of attention probabilities per head (n_heads·T); then the logits and their
+    gradient (2·V). An estimate for choosing microbatches (scaling.train.microbatches), not a
+    memory bound.
+    """
+    m = resolve_model(cfg)
+    per_layer = 7 * m.d_model + _mlp_mats(m) * m.d_ff + m.n_heads * seq_len
+    return dtype_bytes * (m.n_layers * per_layer + 2 * vocab_size)
+
+
 # Dense (non-sparse) bf16 tensor-core peaks in FLOP/s per jax device, from vendor spec sheets
 # (NVIDIA lists "with sparsity" figures: these are half of those).
 DEVICE_PEAK_FLOPS: dict[str, float] = {

@@ -117,7 +117,10 @@ class DataConfig:
 class TrainConfig:
     tokens: int = 1_000_000  # D: training tokens (rounded up to whole steps)
     batch_size: int = 16  # sequences per optimizer step
-    grad_accum: int = 1  # microbatches per step; batch_size must divide evenly
+    # Microbatches per step; batch_size must divide evenly. None: chosen for the device
+    # (scaling.train.microbatches: on a CPU, ~512-token microbatches once a batch outgrows the
+    # cache; 1 on accelerators). Same step either way, to float32 rounding.
+    grad_accum: int | None = None
     lr: float = 3e-3
     schedule: str = "cosine"
     warmup_tokens: int | None = None  # None: 5% of the run
@@ -321,14 +324,16 @@ def validate(cfg: PretrainConfig) -> PretrainConfig:
         )
 
     t = cfg.train
-    for key in ("tokens", "batch_size", "grad_accum", "lr", "eval_every", "eval_batches"):
+    for key in ("tokens", "batch_size", "lr", "eval_every", "eval_batches"):
         _positive(f"train.{key}", getattr(t, key))
     for key in ("log_every", "ckpt_every", "keep_ckpts"):
         _positive(f"train.{key}", getattr(t, key))
-    _check(
-        t.batch_size % t.grad_accum == 0,
-        f"train.batch_size={t.batch_size} is not divisible by train.grad_accum={t.grad_accum}",
-    )
+    if t.grad_accum is not None:
+        _positive("train.grad_accum", t.grad_accum)
+        _check(
+            t.batch_size % t.grad_accum == 0,
+            f"train.batch_size={t.batch_size} is not divisible by train.grad_accum={t.grad_accum}",
+        )
     _one_of("train.schedule", t.schedule, SCHEDULES)
     _one_of("train.progress", t.progress, PROGRESS)
     _check(0 <= t.min_lr_ratio <= 1, f"train.min_lr_ratio={t.min_lr_ratio} must be in [0, 1]")

@@ -54,7 +54,7 @@ def lr_table(schedule: optax.Schedule, n_steps: int) -> jax.Array:
     return jax.jit(jax.vmap(schedule))(jnp.arange(n_steps))
 
 
-def make_group_step(graphdef: Any, train: TrainConfig, z_loss: float) -> Any:
+def make_group_step(graphdef: Any, train: TrainConfig, z_loss: float, grad_accum: int) -> Any:
     """The single-run step vmapped over (state, batch, lr table); the stacked state is donated.
 
     `train` gives the settings the runs share (`group_key`); each run's learning rate comes
@@ -63,7 +63,7 @@ def make_group_step(graphdef: Any, train: TrainConfig, z_loss: float) -> Any:
 
     def one(state: TrainState, batch_BxTp1: jax.Array, lr_S: jax.Array) -> tuple:
         tx = make_optimizer(train, lambda count: lr_S[count])
-        return make_train_step(graphdef, tx, z_loss, train.grad_accum)(state, batch_BxTp1)
+        return make_train_step(graphdef, tx, z_loss, grad_accum)(state, batch_BxTp1)
 
     return jax.jit(jax.vmap(one), donate_argnums=0)
 
@@ -102,7 +102,9 @@ class GroupTrainer:
             raise ConfigError(
                 f"parallel.strategy={first.layout.strategy}: runs are grouped on one device only"
             )
-        self.step_fn = make_group_step(first.graphdef, first.cfg.train, first.cfg.model.z_loss)
+        self.step_fn = make_group_step(
+            first.graphdef, first.cfg.train, first.cfg.model.z_loss, first.grad_accum
+        )
         self.n_steps = max(t.plan.total_steps for t in trainers)
         names = [t.cfg.run_name for t in trainers]
         group_id = hashlib.sha256("\n".join(sorted(names)).encode()).hexdigest()[:12]

@@ -146,6 +146,9 @@ _RESUMABLE_KEYS = {
     ("train", "stop_at_step"),
     ("train", "progress"),
     ("train", "async_ckpt"),
+    # Microbatches change how a step is computed, not the step: the same loss and gradient up
+    # to float32 rounding, as a different mesh would (its default became per-device auto).
+    ("train", "grad_accum"),
     ("parallel", "strategy"),  # a checkpoint restores onto any mesh
     ("parallel", "devices"),
 }

@@ -148,11 +148,13 @@ def bytes_per_device(tree: Any) -> int:
     return sum(x.addressable_shards[0].data.nbytes for x in jax.tree.leaves(tree))
 
 
-def make_layout(parallel: ParallelConfig, batch_size: int, grad_accum: int) -> Layout:
+def make_layout(parallel: ParallelConfig, batch_size: int, grad_accum: int | None) -> Layout:
     """The layout a config asks for on the devices there are; a ConfigError if it cannot work.
 
     Checked before anything is compiled: the device count is only known at run time, and every
-    micro-batch (`batch_size / grad_accum` rows) must split evenly over the data axis.
+    micro-batch (`batch_size / grad_accum` rows) must split evenly over the data axis. With
+    grad_accum None (chosen per device, scaling.train.microbatches) the batch must, and the
+    chosen micro-batches then do.
     """
     available = jax.device_count()
     n = available if parallel.devices == -1 else parallel.devices
@@ -169,11 +171,13 @@ def make_layout(parallel: ParallelConfig, batch_size: int, grad_accum: int) -> L
         raise ConfigError(
             f"parallel.devices={n}: a multi-process run uses all {available} devices (-1)"
         )
-    micro = batch_size // grad_accum
+    micro = batch_size // (grad_accum or 1)
     if micro % n:
+        what = f"train.batch_size={batch_size}"
+        if grad_accum is not None:
+            what += f" (micro-batch {micro} with train.grad_accum={grad_accum})"
         raise ConfigError(
-            f"train.batch_size={batch_size} (micro-batch {micro} with train.grad_accum="
-            f"{grad_accum}) does not split over parallel.devices={n} ({strategy}); "
+            f"{what} does not split over parallel.devices={n} ({strategy}); "
             "use a multiple of the device count"
         )
     devices = jax.devices()[:n]

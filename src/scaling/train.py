@@ -32,6 +32,7 @@ from flax import nnx
 from scaling import accounting, rundir, shard
 from scaling.checkpoint import Checkpointer
 from scaling.config import (
+    ModelConfig,
     PretrainConfig,
     TrainConfig,
     run_dir_of,
@@ -39,7 +40,7 @@ from scaling.config import (
     validate,
 )
 from scaling.data import Corpus, build_corpus
-from scaling.model import Transformer, build_model, lm_loss
+from scaling.model import Transformer, build_model, compute_dtype, lm_loss
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,48 @@ class Plan:
             warmup_tokens = int(0.05 * total_steps * tokens_per_step)
         warmup_steps = min(total_steps - 1, math.ceil(warmup_tokens / tokens_per_step))
         return cls(tokens_per_step, total_steps, max(0, warmup_steps))
+
+
+# XLA:CPU writes every intermediate of the step to memory, so once a batch's activations
+# outgrow the last-level cache the step runs at memory speed. Microbatches of about this many
+# tokens stay in cache: 1.2-1.8x the tokens/s of the whole batch on 2 cores, from d=96 to 768
+# and T=64 to 512; fewer tokens make the GEMMs too small (results/perf/README.md).
+CPU_MICROBATCH_TOKENS = 512
+# Below this activation estimate the whole batch is in cache and a split only adds loop
+# overhead (n110k at 16 x 128 tokens, ~19 MB, trains faster whole; n221k, ~34 MB, split).
+CPU_CACHE_BYTES = 24 * 2**20
+
+
+def microbatches(
+    train: TrainConfig,
+    model: ModelConfig,
+    vocab_size: int,
+    seq_len: int,
+    data_shards: int = 1,
+    backend: str | None = None,
+) -> int:
+    """Microbatches per optimizer step: `train.grad_accum`, or where it is None (auto) the
+    count for the device. On a CPU, once the batch's activations exceed `CPU_CACHE_BYTES`, the
+    fewest microbatches of at most `CPU_MICROBATCH_TOKENS` tokens (one sequence if longer);
+    elsewhere 1. Each microbatch keeps a multiple of `data_shards` rows. The step's loss and
+    gradient are the whole batch's either way (to float32 rounding)."""
+    t = train
+    if t.grad_accum is not None:
+        return t.grad_accum
+    if (backend or jax.default_backend()) != "cpu":
+        return 1
+    dtype_bytes = compute_dtype(model).itemsize
+    per_token = accounting.activation_bytes_per_token(model, vocab_size, seq_len, dtype_bytes)
+    if t.batch_size * seq_len * per_token <= CPU_CACHE_BYTES:
+        return 1
+    rows = max(1, CPU_MICROBATCH_TOKENS // seq_len)
+    feasible = [
+        n
+        for n in range(1, t.batch_size + 1)
+        if t.batch_size % n == 0 and (t.batch_size // n) % data_shards == 0
+    ]
+    fitting = [n for n in feasible if t.batch_size // n <= rows]
+    return min(fitting) if fitting else max(feasible)
 
 
 def make_schedule(train: TrainConfig, plan: Plan) -> optax.Schedule:
@@ -408,13 +451,16 @@ class Trainer:
         self.schedule = make_schedule(t, self.plan)
         self.tx = make_optimizer(t, self.schedule)
         self.layout = shard.make_layout(cfg.parallel, t.batch_size, t.grad_accum)
+        self.grad_accum = microbatches(
+            t, cfg.model, corpus.vocab_size, seq_len, self.layout.n_devices
+        )
         self.graphdef, self.state = init_state(
             lambda: build_model(cfg.model, corpus.vocab_size, seq_len, seed=t.seed),
             self.tx,
             self.layout,
         )
         self.train_step = make_train_step(
-            self.graphdef, self.tx, cfg.model.z_loss, t.grad_accum, self.layout
+            self.graphdef, self.tx, cfg.model.z_loss, self.grad_accum, self.layout
         )
         self.eval_step = make_eval_step(self.graphdef)
         self.val_batches = jax.tree.map(
@@ -452,6 +498,7 @@ class Trainer:
             "bytes_per_token": corpus.bytes_per_token(),
             "tokens_target": cfg.train.tokens,
             "batch_size": cfg.train.batch_size,
+            "grad_accum": self.grad_accum,  # microbatches per step, as chosen (scaling.train)
             "total_steps": self.plan.total_steps,
             "warmup_steps": self.plan.warmup_steps,
             "lr": cfg.train.lr,

@@ -38,15 +38,17 @@ def default_sides(backend: str, have_torch: bool) -> tuple[str, ...]:
     return (OURS, PEER_EAGER, PEER_COMPILED) if backend == "cpu" else (OURS, PEER_COMPILED)
 
 
-def build_side(name: str, shape: Shape, backend: str, remat: bool = False) -> Any:
+def build_side(
+    name: str, shape: Shape, backend: str, remat: bool = False, grad_accum: int | None = None
+) -> Any:
     if name == OURS:
         from scaling.perf.ours import OursStep
 
-        return OursStep(shape, remat=remat)
+        return OursStep(shape, remat=remat, grad_accum=grad_accum)
     from scaling.perf.peer import PeerStep
 
     device = "cuda" if backend == "gpu" else "cpu"
-    return PeerStep(shape, device, compiled=name == PEER_COMPILED)
+    return PeerStep(shape, device, compiled=name == PEER_COMPILED, grad_accum=grad_accum or 1)
 
 
 def measure_shape(
@@ -56,15 +58,18 @@ def measure_shape(
     block_s: float,
     warmup_steps: int,
     remat: bool = False,
+    grad_accum: int | None = None,
 ) -> dict[str, Any]:
-    """Per-side medians over `reps` interleaved blocks of about `block_s` seconds each."""
+    """Per-side medians over `reps` interleaved blocks of about `block_s` seconds each.
+    `grad_accum` sets every side's micro-batches; by default ours are the Trainer's choice and
+    the peer takes the whole batch at once."""
     import jax
 
     backend = jax.default_backend()
     built, setup_s, steps = {}, {}, {}
     for name in sides:
         start = time.perf_counter()
-        side = built[name] = build_side(name, shape, backend, remat)
+        side = built[name] = build_side(name, shape, backend, remat, grad_accum)
         side.run(warmup_steps)  # compiles torch.compile graphs; settles allocators and caches
         per_step = side.run(3) / 3
         setup_s[name] = time.perf_counter() - start
@@ -94,6 +99,7 @@ def measure_shape(
             "peak_memory_bytes": built[name].peak_memory_bytes(),
             "setup_s": setup_s[name],
             "steps_per_block": steps[name],
+            "microbatches": built[name].grad_accum,
             "final_loss": built[name].loss,
         }
     return {
@@ -176,12 +182,13 @@ def bench_shapes(
     reps: int,
     block_s: float,
     warmup: int,
+    grad_accum: int | None = None,
 ) -> list[dict[str, Any]]:
     """One child process per shape; a failed shape becomes a row with its error."""
     rows = []
     for shape in shapes:
         spec = {"shape": asdict(shape), "device": device, "sides": sides, "reps": reps}
-        spec["block_s"] = block_s
+        spec.update(block_s=block_s, grad_accum=grad_accum)
         row = run_child({**spec, "warmup_steps": warmup})
         rows.append({"shape": asdict(shape), **row})
         print(f"{shape.name}: {_summary(rows[-1])}", file=sys.stderr)
@@ -222,7 +229,13 @@ def _child_main(spec: dict[str, Any]) -> dict[str, Any]:
     backend = jax.default_backend()
     sides = tuple(spec.get("sides") or default_sides(backend, have_torch()))
     result = measure_shape(
-        shape, sides, spec["reps"], spec["block_s"], spec["warmup_steps"], spec.get("remat", False)
+        shape,
+        sides,
+        spec["reps"],
+        spec["block_s"],
+        spec["warmup_steps"],
+        spec.get("remat", False),
+        spec.get("grad_accum"),
     )
     return {**result, "machine": machine()}
 
@@ -253,24 +266,26 @@ def markdown(report: dict[str, Any]) -> str:
         f"- device: {m['device_kind']}; CPU: {m['cpu']}, {m['cores_available']} cores; "
         f"{m['platform']}",
         "- versions: " + ", ".join(f"{k} {v}" for k, v in m["versions"].items()),
-        "- ours: the Trainer's jitted step (scaling.train.make_train_step), GPT-2 preset; peer: "
-        "transformers GPT2LMHeadModel, SDPA attention, eager or torch.compile; both AdamW with "
-        "clipping, random tokens, steady-state steps after warm-up",
+        "- ours: the Trainer's jitted step (scaling.train.make_train_step), GPT-2 preset, in the "
+        "micro-batches the Trainer picks (scaling.train.microbatches) unless --grad-accum sets "
+        "them; peer: transformers GPT2LMHeadModel, SDPA attention, eager or torch.compile, the "
+        "whole batch at once unless --grad-accum; both AdamW with clipping, random tokens, "
+        "steady-state steps after warm-up",
         f"- tokens/s: median of {report['reps']} interleaved blocks of ~{report['block_s']} s "
         "(min-max in brackets); ratio: median over blocks of ours/peer in the same repetition; "
         "MFU: tokens/s x (6N+12LdT) / device bf16 peak (n/a where the peak is unknown)",
         "- load: 1-minute load average at the start of each block (other work on the machine)",
         "",
-        "| shape | L | d | vocab | B x T | side | tokens/s | MFU | ours/side | peak mem "
-        "| load 1-min |",
-        "| --- | ---: | ---: | ---: | --- | --- | ---: | ---: | ---: | ---: | --- |",
+        "| shape | L | d | vocab | B x T | side | micro-batches | tokens/s | MFU | ours/side "
+        "| peak mem | load 1-min |",
+        "| --- | ---: | ---: | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for row in report["shapes"]:
         s = row["shape"]
         if "error" in row:
             lines.append(
                 f"| {s['name']} | {s['n_layers']} | {s['d_model']} | {s['vocab_size']} "
-                f"| {s['batch_size']}x{s['seq_len']} | failed | {row['error']} | | | | |"
+                f"| {s['batch_size']}x{s['seq_len']} | failed | | {row['error']} | | | | |"
             )
             continue
         loads = row["load_1min"]
@@ -279,7 +294,8 @@ def markdown(report: dict[str, Any]) -> str:
             ratio = row["ratios"].get(f"ours/{name}")
             lines.append(
                 f"| {s['name']} | {s['n_layers']} | {s['d_model']} | {s['vocab_size']} "
-                f"| {s['batch_size']}x{s['seq_len']} | {name} | {r['tokens_per_s']:,.0f} "
+                f"| {s['batch_size']}x{s['seq_len']} | {name} | {r.get('microbatches', '')} "
+                f"| {r['tokens_per_s']:,.0f} "
                 f"[{r['tokens_per_s_min']:,.0f}-{r['tokens_per_s_max']:,.0f}] "
                 f"| {_fmt_mfu(r['mfu'])} | {'' if ratio is None else f'{ratio:.2f}x'} "
                 f"| {_fmt_bytes(r['peak_memory_bytes'])} | {load} |"

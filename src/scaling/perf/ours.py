@@ -1,8 +1,9 @@
 """Our side of the benchmark: the Trainer's own jitted step, built by the same functions.
 
 `scaling.train.Trainer` builds its step from `Plan`, `make_schedule`, `make_optimizer`,
-`init_state` and `make_train_step`, compiles it ahead of time and feeds it host batches through
-`jnp.asarray`; this does exactly that on random tokens, so the figure is the training loop's.
+`init_state`, `microbatches` and `make_train_step`, compiles it ahead of time and feeds it host
+batches through `jnp.asarray`; this does exactly that on random tokens, so the figure is the
+training loop's.
 """
 
 from __future__ import annotations
@@ -33,16 +34,21 @@ class OursStep:
 
     name = "ours"
 
-    def __init__(self, shape: Shape, remat: bool = False, seed: int = 0):
+    def __init__(
+        self, shape: Shape, remat: bool = False, grad_accum: int | None = None, seed: int = 0
+    ):
         self.shape = shape
-        cfg = TrainConfig(batch_size=shape.batch_size, tokens=10**12, seed=seed)
+        cfg = TrainConfig(
+            batch_size=shape.batch_size, tokens=10**12, grad_accum=grad_accum, seed=seed
+        )
         plan = train.Plan.from_config(cfg, shape.seq_len)
         tx = train.make_optimizer(cfg, train.make_schedule(cfg, plan))
         model_cfg = shape.model_config(remat=remat)
         graphdef, self.state = train.init_state(
             lambda: build_model(model_cfg, shape.vocab_size, shape.seq_len, seed=seed), tx
         )
-        step = train.make_train_step(graphdef, tx, model_cfg.z_loss, cfg.grad_accum)
+        self.grad_accum = train.microbatches(cfg, model_cfg, shape.vocab_size, shape.seq_len)
+        step = train.make_train_step(graphdef, tx, model_cfg.z_loss, self.grad_accum)
         batch = jax.ShapeDtypeStruct((shape.batch_size, shape.seq_len + 1), jnp.int32)
         start = time.perf_counter()
         self.step = step.lower(self.state, batch).compile()

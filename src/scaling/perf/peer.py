@@ -20,7 +20,9 @@ from scaling.perf.shapes import Shape
 class PeerStep:
     """One shape's GPT2LMHeadModel, optimizer and step; `run(n)` times n steps."""
 
-    def __init__(self, shape: Shape, device: str, compiled: bool, seed: int = 0):
+    def __init__(
+        self, shape: Shape, device: str, compiled: bool, grad_accum: int = 1, seed: int = 0
+    ):
         import torch
         import torch.nn.functional as F
         from transformers import GPT2Config, GPT2LMHeadModel
@@ -28,6 +30,7 @@ class PeerStep:
         torch.set_num_threads(len(os.sched_getaffinity(0)))
         torch.manual_seed(seed)
         self.torch, self.shape, self.device = torch, shape, torch.device(device)
+        self.grad_accum = grad_accum  # micro-batches per step, gradients summed as ours
         self.name = "peer_compiled" if compiled else "peer_eager"
         cuda = self.device.type == "cuda"
         config = GPT2Config(
@@ -77,15 +80,16 @@ class PeerStep:
         start = time.perf_counter()
         for _ in range(n_steps):
             batch = self.batches[self._i % N_BATCHES].to(self.device, non_blocking=True)
-            with torch.autocast(**self.autocast):
-                loss = self.loss_fn(batch[:, :-1], batch[:, 1:])
-            loss.backward()
+            for micro in batch.chunk(self.grad_accum):
+                with torch.autocast(**self.autocast):
+                    loss = self.loss_fn(micro[:, :-1], micro[:, 1:]) / self.grad_accum
+                loss.backward()
             if self.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(self.params, self.grad_clip)
             self.opt.step()
             self.opt.zero_grad(set_to_none=True)
             self._i += 1
-        self.loss = loss.item()
+        self.loss = loss.item() * self.grad_accum  # the last micro-batch's mean
         return time.perf_counter() - start
 
     def peak_memory_bytes(self) -> int | None:
