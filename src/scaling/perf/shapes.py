@@ -1,7 +1,8 @@
 """The benchmark shapes: GPT-2 preset models with a batch, a sequence length and a vocabulary.
 
 GPU shapes are GPT-2 124M and 355M plus a small wide-vocabulary model (the issue's table);
-CPU shapes are tiny byte-level models that two cores train in seconds.
+CPU shapes are tiny byte-level models that two cores train in seconds, and the default study's
+rungs at its batch.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import dataclasses
 
 from scaling import accounting
 from scaling.config import ModelConfig
+from scaling.ladder import ladder
 
 GPT2_VOCAB = 50257
 
@@ -57,4 +59,10 @@ CPU_SHAPES = (
     Shape("L4-d256-v256", 4, 256, 4, 256, 16, 256),
     Shape("L2-d128-v256", 2, 128, 4, 256, 32, 128),
 )
-SHAPES = {s.name: s for s in GPU_SHAPES + CPU_SHAPES}
+# The default study's rungs at its batch (experiment=smoke: 16 x 128 bytes); by --shapes only.
+STUDY_SHAPES = tuple(
+    Shape(f"{c.name}-16x128", c.n_layers, c.d_model, c.n_heads, 256, 16, 128)
+    for c in ladder()
+    if c.name in ("n110k", "n221k", "n393k")
+)
+SHAPES = {s.name: s for s in GPU_SHAPES + CPU_SHAPES + STUDY_SHAPES}
