@@ -31,7 +31,7 @@ from hydra import compose, initialize_config_dir
 from scaling import rundir, train
 from scaling.config import PretrainConfig, register_configs, run_dir_of, to_dataclass, validate
 from scaling.model import build_model
-from scaling.multimodel import lr_table, make_group_step, pretrain_group, stack
+from scaling.multimodel import make_group_step, pretrain_group, stack
 
 ROOT = Path(__file__).resolve().parents[1]
 LOSS_KEYS = ("train_loss", "train_ce", "val_loss", "grad_norm")
@@ -85,9 +85,10 @@ def time_steps(cfg: PretrainConfig, k: int, reps: int, block: int) -> dict:
     batch_BxTp1 = jnp.asarray(rng.integers(0, 256, (t.batch_size, seq_len + 1), dtype=np.int32))
     batch_KxBxTp1 = jnp.stack([batch_BxTp1] * k)
     grad_accum = train.microbatches(t, cfg.model, 256, seq_len)
-    single = train.make_train_step(graphdef, tx, cfg.model.z_loss, grad_accum)
-    single = single.lower(states[0], batch_BxTp1).compile()
-    lr_KxS = stack([lr_table(schedule, plan.total_steps)] * k)
+    single = train.make_train_step(graphdef, t, cfg.model.z_loss, grad_accum)
+    single = single.lower(states[0], train.LR_SPEC, batch_BxTp1).compile()
+    lr = np.float32(t.lr)  # timing only: any learning rate costs the same
+    lr_KxS = stack([train.lr_table(schedule, plan.total_steps)] * k)
     group = make_group_step(graphdef, t, cfg.model.z_loss, grad_accum)
     one_state = states[0]
     group_state = stack(states[1:] + [jax.tree.map(jnp.copy, one_state)])
@@ -97,7 +98,7 @@ def time_steps(cfg: PretrainConfig, k: int, reps: int, block: int) -> dict:
         nonlocal one_state
         start = time.perf_counter()
         for _ in range(block):
-            one_state, _ = single(one_state, batch_BxTp1)
+            one_state, _ = single(one_state, lr, batch_BxTp1)
         jax.block_until_ready(one_state)
         return time.perf_counter() - start
 

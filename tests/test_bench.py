@@ -18,8 +18,9 @@ def test_our_side_measured_and_tabled():
     assert [b["side"] for b in row["blocks"]] == ["ours", "ours"]
     ours = row["sides"]["ours"]
     assert ours["tokens_per_s"] > 0 and ours["setup_s"] > 0
-    # Uniform random tokens: an untrained model's loss sits near ln(vocab).
-    assert abs(ours["final_loss"] - math.log(TINY.vocab_size)) < 0.5
+    # Uniform random tokens start near ln(vocab); at the peak learning rate (the peer's
+    # constant one) the model learns the 4 cycled batches by heart and falls below it.
+    assert 0 < ours["final_loss"] < math.log(TINY.vocab_size)
     assert row["sides"]["ours"]["mfu"] is None  # a CPU has no known peak: no MFU guessed
     assert row["ratios"] == {}
     report = {
@@ -43,7 +44,7 @@ def test_grad_accum_sets_our_micro_batches():
         for n in (None, 2)
     )
     assert (whole["microbatches"], split["microbatches"]) == (1, 2)
-    assert abs(split["final_loss"] - math.log(TINY.vocab_size)) < 0.5
+    assert 0 < split["final_loss"] < math.log(TINY.vocab_size)
 
 
 def test_peer_has_our_shape_and_trains():

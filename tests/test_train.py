@@ -10,7 +10,7 @@ import pytest
 
 from scaling import rundir
 from scaling.config import ConfigError, ModelConfig, TrainConfig, run_dir_of
-from scaling.train import Plan, make_schedule, microbatches, pretrain
+from scaling.train import Plan, make_schedule, make_train_step, microbatches, pretrain
 
 
 def test_tiny_run_writes_the_run_dir(tiny_config):
@@ -106,6 +106,23 @@ def test_microbatches_follow_the_device_and_the_cache():
     assert count(12, 128) == 3
     assert count(16, 1024) == 16  # sequences longer than 512 tokens: one each
     assert count(16, 128, shards=8) == 2  # each micro-batch still splits over 8 devices
+
+
+def test_runs_of_one_shape_share_one_compiled_step(tiny_config):
+    """The learning rate is an argument of the step, so a sweep's runs of one shape (other D,
+    lr, schedule, seed) get the same jitted step and compile it once; another optimizer does
+    not."""
+    shape = "model.n_layers=1"  # a shape no other test compiles in this process
+    first = pretrain(tiny_config("run_name=first", shape))
+    second = pretrain(tiny_config("run_name=second", shape, "train.tokens=6144", "train.lr=1e-3"))
+    assert second["compile_time_s"] < first["compile_time_s"] / 10  # traced and compiled once
+    graphdef = object()  # any hashable key stands in for the model's graphdef
+    same = [
+        make_train_step(graphdef, TrainConfig(**kw), 0.0, 1)
+        for kw in ({}, {"tokens": 5, "lr": 1.0, "schedule": "wsd", "seed": 3})
+    ]
+    assert same[0] is same[1]
+    assert make_train_step(graphdef, TrainConfig(weight_decay=0.0), 0.0, 1) is not same[0]
 
 
 @pytest.mark.skipif(jax.default_backend() != "cpu", reason="micro-batches are chosen on a CPU")

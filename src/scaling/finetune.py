@@ -17,6 +17,7 @@ step 0 holds the model as it starts, before any update.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import math
 import time
@@ -46,6 +47,7 @@ from scaling.config import (
 from scaling.model import build_model
 from scaling.tasks import PAD_ID, Task, build_task
 from scaling.train import (
+    LR_SPEC,
     Plan,
     Trainer,
     enable_compilation_cache,
@@ -249,6 +251,7 @@ def _source_data(data: DataConfig, source: Source) -> DataConfig:
 # ---------------------------------------------------------------- evaluation
 
 
+@functools.lru_cache(maxsize=16)  # one jitted function per model shape (train.make_eval_step)
 def make_task_eval_step(graphdef: Any) -> Any:
     """One teacher-forced pass: greedy predictions, target log-probs and sum_v p_v^2 (Brier)."""
 
@@ -342,7 +345,7 @@ class FinetuneTrainer(Trainer):
         t, seq_len = self.cfg.train, self.cfg.data.seq_len
         tokens = self.layout.batch_spec((t.batch_size, seq_len + 1), jnp.int32)
         mask = self.layout.batch_spec((t.batch_size, seq_len + 1), jnp.bool_)
-        self.train_step = self.train_step.lower(self.state, tokens, mask).compile()
+        self.train_step = self.train_step.lower(self.state, LR_SPEC, tokens, mask).compile()
         self.eval_step = self.eval_step.lower(self.state["params"], tokens).compile()
         return time.perf_counter() - start
 

@@ -29,7 +29,6 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from omegaconf import OmegaConf
 
 from scaling import rundir
@@ -41,17 +40,12 @@ from scaling.train import (
     TrainState,
     _progress_bar,
     _window,
-    make_optimizer,
+    lr_table,
     make_train_step,
     open_pretrain,
 )
 
 log = logging.getLogger(__name__)
-
-
-def lr_table(schedule: optax.Schedule, n_steps: int) -> jax.Array:
-    """float32 (n_steps,): the schedule at optimizer counts 0..n_steps-1."""
-    return jax.jit(jax.vmap(schedule))(jnp.arange(n_steps))
 
 
 def make_group_step(graphdef: Any, train: TrainConfig, z_loss: float, grad_accum: int) -> Any:
@@ -62,8 +56,9 @@ def make_group_step(graphdef: Any, train: TrainConfig, z_loss: float, grad_accum
     """
 
     def one(state: TrainState, batch_BxTp1: jax.Array, lr_S: jax.Array) -> tuple:
-        tx = make_optimizer(train, lambda count: lr_S[count])
-        return make_train_step(graphdef, tx, z_loss, grad_accum)(state, batch_BxTp1)
+        # The run's step count is its optimizer's count: the row of its table to read.
+        step = make_train_step(graphdef, train, z_loss, grad_accum)
+        return step(state, lr_S[state["step"]], batch_BxTp1)
 
     return jax.jit(jax.vmap(one), donate_argnums=0)
 

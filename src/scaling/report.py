@@ -325,8 +325,8 @@ def markdown(study: Study, fits: Fits, command: str, plots: list[str]) -> str:
     if share is not None:
         out += [
             f"Compilation took {share['compile_s']:.1f} s of the runs' {share['wall_s']:.1f} s "
-            f"wall time ({share['share']:.1%}); the persistent compilation cache serves repeated "
-            "shapes.",
+            f"wall time ({share['share']:.1%}); runs of one shape share one compiled step, so "
+            "each shape compiles once.",
             "",
         ]
     out += ["## Runs", "", runs_table(study), ""]

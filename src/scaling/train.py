@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import logging
 import math
 import platform
@@ -45,6 +46,7 @@ from scaling.model import Transformer, build_model, compute_dtype, lm_loss
 log = logging.getLogger(__name__)
 
 TrainState = dict[str, Any]  # {"params", "opt_state", "step", "first_bad_step"}
+LR_SPEC = jax.ShapeDtypeStruct((), jnp.float32)  # the step's learning-rate argument
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,6 +126,11 @@ def make_schedule(train: TrainConfig, plan: Plan) -> optax.Schedule:
     return optax.join_schedules([ramp, optax.constant_schedule(peak), decay], [warmup, decay_start])
 
 
+def lr_table(schedule: optax.Schedule, n_steps: int) -> jax.Array:
+    """float32 (n_steps,): the schedule at optimizer counts 0..n_steps-1."""
+    return jax.jit(jax.vmap(schedule))(jnp.arange(n_steps))
+
+
 def make_optimizer(train: TrainConfig, schedule: optax.Schedule) -> optax.GradientTransformation:
     # Decay matrices only: biases, norm gains and 1-d parameters are left alone.
     def decay_mask(params: Any) -> Any:
@@ -190,24 +197,53 @@ def make_loss_fn(graphdef: Any, z_loss: float) -> Callable[..., tuple]:
     return loss_fn
 
 
+# The TrainConfig fields `make_optimizer` reads; the others (tokens, lr, schedule, seed, ...)
+# reach the step as data, so they do not key the compiled step.
+_OPTIMIZER_FIELDS = ("beta1", "beta2", "eps", "weight_decay", "grad_clip")
+
+
 def make_train_step(
     graphdef: Any,
-    tx: optax.GradientTransformation,
+    train: TrainConfig,
     z_loss: float,
     grad_accum: int,
     layout: shard.Layout = shard.SINGLE,
-) -> Callable[[TrainState, jax.Array], tuple[TrainState, dict]]:
-    """The jitted step; `state` is donated, so the caller must use the returned one.
+) -> Callable[..., tuple[TrainState, dict]]:
+    """The jitted step(state, lr, batch_BxTp1, mask_BxTp1=None); `state` is donated, so the
+    caller must use the returned one.
 
-    `mask_BxTp1` (optional, same shape as the batch) restricts the loss to its positions;
-    without it the step is exactly the pre-training step. On a mesh (`layout`) the parameters
-    are gathered for the passes and the gradients and new state pinned to the state's shards.
+    `lr` is this step's learning rate (the schedule at the optimizer's count, e.g. from
+    `lr_table`): an argument rather than a constant of the program, so every run of one shape
+    and optimizer shares one step. Within a process the same jitted function is returned for
+    them (a sweep's runs trace and compile it once); across processes the persistent
+    compilation cache serves it. `mask_BxTp1` (optional, same shape as the batch) restricts the
+    loss to its positions; without it the step is exactly the pre-training step. On a mesh
+    (`layout`) the parameters are gathered for the passes and the gradients and new state
+    pinned to the state's shards.
     """
+    settings = tuple((name, getattr(train, name)) for name in _OPTIMIZER_FIELDS)
+    return _train_step(graphdef, settings, z_loss, grad_accum, layout)
+
+
+@functools.lru_cache(maxsize=16)
+def _train_step(
+    graphdef: Any,
+    optimizer_settings: tuple[tuple[str, Any], ...],
+    z_loss: float,
+    grad_accum: int,
+    layout: shard.Layout,
+) -> Callable[..., tuple[TrainState, dict]]:
+    train = TrainConfig(**dict(optimizer_settings))
     grad_fn = jax.value_and_grad(make_loss_fn(graphdef, z_loss), has_aux=True)
 
     def step(
-        state: TrainState, batch_BxTp1: jax.Array, mask_BxTp1: jax.Array | None = None
+        state: TrainState,
+        lr: jax.Array,
+        batch_BxTp1: jax.Array,
+        mask_BxTp1: jax.Array | None = None,
     ) -> tuple[TrainState, dict]:
+        # The schedule's place in the optimizer state is kept (its count), its value is `lr`.
+        tx = make_optimizer(train, lambda count: lr)
         params = state["params"]
         whole = layout.gather(params)
         if grad_accum == 1:
@@ -258,6 +294,7 @@ def make_train_step(
     return jax.jit(step, donate_argnums=0)
 
 
+@functools.lru_cache(maxsize=16)  # one jitted function per model shape, as the train step
 def make_eval_step(graphdef: Any) -> Callable[[Any, jax.Array], jax.Array]:
     loss_fn = make_loss_fn(graphdef, z_loss=0.0)
     return jax.jit(lambda params, batch: loss_fn(params, batch)[1]["ce"])
@@ -450,6 +487,7 @@ class Trainer:
         self.plan = Plan.from_config(t, seq_len)
         self.schedule = make_schedule(t, self.plan)
         self.tx = make_optimizer(t, self.schedule)
+        self.lr = np.asarray(lr_table(self.schedule, self.plan.total_steps))  # lr of each step
         self.layout = shard.make_layout(cfg.parallel, t.batch_size, t.grad_accum)
         self.grad_accum = microbatches(
             t, cfg.model, corpus.vocab_size, seq_len, self.layout.n_devices
@@ -460,7 +498,7 @@ class Trainer:
             self.layout,
         )
         self.train_step = make_train_step(
-            self.graphdef, self.tx, cfg.model.z_loss, self.grad_accum, self.layout
+            self.graphdef, t, cfg.model.z_loss, self.grad_accum, self.layout
         )
         self.eval_step = make_eval_step(self.graphdef)
         self.val_batches = jax.tree.map(
@@ -538,7 +576,7 @@ class Trainer:
                 # A task corpus gives (tokens, answer_mask); a pre-training corpus tokens alone.
                 arrays = batch if isinstance(batch, tuple) else (batch,)
                 self.state, metrics = self.train_step(
-                    self.state, *map(self.layout.put_batch, arrays)
+                    self.state, self.lr[step], *map(self.layout.put_batch, arrays)
                 )
                 pending.append(metrics)
                 step += 1
@@ -625,7 +663,7 @@ class Trainer:
         start = time.perf_counter()
         t, seq_len = self.cfg.train, self.cfg.data.seq_len
         batch = self.layout.batch_spec((t.batch_size, seq_len + 1), jnp.int32)
-        self.train_step = self.train_step.lower(self.state, batch).compile()
+        self.train_step = self.train_step.lower(self.state, LR_SPEC, batch).compile()
         eval_batch = self.layout.batch_spec(self.val_batches[0].shape, jnp.int32)
         self.eval_step = self.eval_step.lower(self.state["params"], eval_batch).compile()
         return time.perf_counter() - start
@@ -635,7 +673,7 @@ class Trainer:
         return {
             "step": step,
             "tokens": step * self.plan.tokens_per_step,
-            "lr": float(self.schedule(step - 1)),
+            "lr": float(self.lr[step - 1]),
             "train_loss": float(np.mean([m["loss"] for m in fetched])),
             "train_ce": float(np.mean([m["ce"] for m in fetched])),
             "grad_norm": float(fetched[-1]["grad_norm"]),

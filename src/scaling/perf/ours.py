@@ -48,11 +48,12 @@ class OursStep:
             lambda: build_model(model_cfg, shape.vocab_size, shape.seq_len, seed=seed), tx
         )
         self.grad_accum = train.microbatches(cfg, model_cfg, shape.vocab_size, shape.seq_len)
-        step = train.make_train_step(graphdef, tx, model_cfg.z_loss, self.grad_accum)
+        step = train.make_train_step(graphdef, cfg, model_cfg.z_loss, self.grad_accum)
         batch = jax.ShapeDtypeStruct((shape.batch_size, shape.seq_len + 1), jnp.int32)
         start = time.perf_counter()
-        self.step = step.lower(self.state, batch).compile()
+        self.step = step.lower(self.state, train.LR_SPEC, batch).compile()
         self.compile_s = time.perf_counter() - start
+        self.lr = np.float32(cfg.lr)  # the peak throughout, as the peer's constant rate
         self.batches = random_batches(shape, seed)
         self.loss: float | None = None
         self._i = 0
@@ -62,7 +63,7 @@ class OursStep:
         start = time.perf_counter()
         for _ in range(n_steps):
             batch = self.batches[self._i % N_BATCHES]
-            self.state, metrics = self.step(self.state, jnp.asarray(batch))
+            self.state, metrics = self.step(self.state, self.lr, jnp.asarray(batch))
             self._i += 1
         self.loss = float(metrics["loss"])
         return time.perf_counter() - start
