@@ -69,9 +69,9 @@ class Plan:
 
 
 # XLA:CPU writes every intermediate of the step to memory, so once a batch's activations
-# outgrow the last-level cache the step runs at memory speed. Microbatches of about this many
-# tokens stay in cache: 1.2-1.8x the tokens/s of the whole batch on 2 cores, from d=96 to 768
-# and T=64 to 512; fewer tokens make the GEMMs too small (results/perf/README.md).
+# outgrow the last-level cache the step runs at memory speed. Micro-batches of about this many
+# tokens stay in cache: 1.4-1.7x the tokens/s of the whole batch on 2 cores for the benchmark
+# shapes and the study's rungs; fewer tokens make the GEMMs too small (results/perf/README.md).
 CPU_MICROBATCH_TOKENS = 512
 # Below this activation estimate the whole batch is in cache and a split only adds loop
 # overhead (n110k at 16 x 128 tokens, ~19 MB, trains faster whole; n221k, ~34 MB, split).
@@ -91,7 +91,7 @@ def microbatches(
     fewest microbatches of at most `CPU_MICROBATCH_TOKENS` tokens (one sequence if longer);
     elsewhere 1. Each microbatch keeps a multiple of `data_shards` rows. The step's loss and
     gradient are the whole batch's either way (to float32 rounding)."""
-    t = train
+    t = train  # short: the rule below reads it often
     if t.grad_accum is not None:
         return t.grad_accum
     if (backend or jax.default_backend()) != "cpu":
@@ -487,7 +487,7 @@ class Trainer:
         self.plan = Plan.from_config(t, seq_len)
         self.schedule = make_schedule(t, self.plan)
         self.tx = make_optimizer(t, self.schedule)
-        self.lr = np.asarray(lr_table(self.schedule, self.plan.total_steps))  # lr of each step
+        self.lr_S = np.asarray(lr_table(self.schedule, self.plan.total_steps))  # per step
         self.layout = shard.make_layout(cfg.parallel, t.batch_size, t.grad_accum)
         self.grad_accum = microbatches(
             t, cfg.model, corpus.vocab_size, seq_len, self.layout.n_devices
@@ -576,7 +576,7 @@ class Trainer:
                 # A task corpus gives (tokens, answer_mask); a pre-training corpus tokens alone.
                 arrays = batch if isinstance(batch, tuple) else (batch,)
                 self.state, metrics = self.train_step(
-                    self.state, self.lr[step], *map(self.layout.put_batch, arrays)
+                    self.state, self.lr_S[step], *map(self.layout.put_batch, arrays)
                 )
                 pending.append(metrics)
                 step += 1
@@ -673,7 +673,7 @@ class Trainer:
         return {
             "step": step,
             "tokens": step * self.plan.tokens_per_step,
-            "lr": float(self.lr[step - 1]),
+            "lr": float(self.lr_S[step - 1]),
             "train_loss": float(np.mean([m["loss"] for m in fetched])),
             "train_ce": float(np.mean([m["ce"] for m in fetched])),
             "grad_norm": float(fetched[-1]["grad_norm"]),
