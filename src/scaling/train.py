@@ -91,22 +91,21 @@ def microbatches(
     fewest microbatches of at most `CPU_MICROBATCH_TOKENS` tokens (one sequence if longer);
     elsewhere 1. Each microbatch keeps a multiple of `data_shards` rows. The step's loss and
     gradient are the whole batch's either way (to float32 rounding)."""
-    t = train  # short: the rule below reads it often
-    if t.grad_accum is not None:
-        return t.grad_accum
+    if train.grad_accum is not None:
+        return train.grad_accum
     if (backend or jax.default_backend()) != "cpu":
         return 1
     dtype_bytes = compute_dtype(model).itemsize
     per_token = accounting.activation_bytes_per_token(model, vocab_size, seq_len, dtype_bytes)
-    if t.batch_size * seq_len * per_token <= CPU_CACHE_BYTES:
+    if train.batch_size * seq_len * per_token <= CPU_CACHE_BYTES:
         return 1
     rows = max(1, CPU_MICROBATCH_TOKENS // seq_len)
     feasible = [
         n
-        for n in range(1, t.batch_size + 1)
-        if t.batch_size % n == 0 and (t.batch_size // n) % data_shards == 0
+        for n in range(1, train.batch_size + 1)
+        if train.batch_size % n == 0 and (train.batch_size // n) % data_shards == 0
     ]
-    fitting = [n for n in feasible if t.batch_size // n <= rows]
+    fitting = [n for n in feasible if train.batch_size // n <= rows]
     return min(fitting) if fitting else max(feasible)
 
 
