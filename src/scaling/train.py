@@ -130,21 +130,23 @@ def lr_table(schedule: optax.Schedule, n_steps: int) -> jax.Array:
     return jax.jit(jax.vmap(schedule))(jnp.arange(n_steps))
 
 
+# The only TrainConfig fields `make_optimizer` reads, so they alone key the compiled step
+# (make_train_step); the others (tokens, lr, schedule, seed, ...) reach the step as data.
+_OPTIMIZER_FIELDS = ("beta1", "beta2", "eps", "weight_decay", "grad_clip")
+
+
 def make_optimizer(train: TrainConfig, schedule: optax.Schedule) -> optax.GradientTransformation:
+    beta1, beta2, eps, weight_decay, grad_clip = (getattr(train, f) for f in _OPTIMIZER_FIELDS)
+
     # Decay matrices only: biases, norm gains and 1-d parameters are left alone.
     def decay_mask(params: Any) -> Any:
         return jax.tree.map(lambda p: p.ndim >= 2, params)
 
     adamw = optax.adamw(
-        schedule,
-        b1=train.beta1,
-        b2=train.beta2,
-        eps=train.eps,
-        weight_decay=train.weight_decay,
-        mask=decay_mask,
+        schedule, b1=beta1, b2=beta2, eps=eps, weight_decay=weight_decay, mask=decay_mask
     )
-    if train.grad_clip > 0:
-        return optax.chain(optax.clip_by_global_norm(train.grad_clip), adamw)
+    if grad_clip > 0:
+        return optax.chain(optax.clip_by_global_norm(grad_clip), adamw)
     return adamw
 
 
@@ -194,11 +196,6 @@ def make_loss_fn(graphdef: Any, z_loss: float) -> Callable[..., tuple]:
         return lm_loss(logits_BxTxV, batch_BxTp1[:, 1:], z_loss, mask_BxT)
 
     return loss_fn
-
-
-# The TrainConfig fields `make_optimizer` reads; the others (tokens, lr, schedule, seed, ...)
-# reach the step as data, so they do not key the compiled step.
-_OPTIMIZER_FIELDS = ("beta1", "beta2", "eps", "weight_decay", "grad_clip")
 
 
 def make_train_step(
