@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ from scaling.accounting import (
     FLOPS_6N_ATTN,
     FLOPS_CHINCHILLA,
     ParamCounts,
+    activation_bytes_per_token,
     device_peak_flops,
     flops_per_token,
     mfu,
@@ -52,6 +54,14 @@ def test_mfu_of_gpt2_124m_on_h100():
     assert flops == 6 * 123_532_032 + 12 * 12 * 768 * 1024
     util = mfu(403.8e3, flops, device_peak_flops("NVIDIA H100 80GB HBM3"))
     assert util is not None and round(100 * util, 1) == 34.9
+
+
+def test_a_fused_loss_keeps_no_logits_per_token():
+    """The microbatch estimate counts the logits and their gradient per token (2·V floats),
+    except where the loss is fused with the head: then they are one chunk's, whatever the batch."""
+    fused = dataclasses.replace(GPT2_124M, loss_chunk_tokens=8192)
+    whole, chunked = (activation_bytes_per_token(m, 50257, 1024, 2) for m in (GPT2_124M, fused))
+    assert whole - chunked == 2 * 2 * 50257
 
 
 def test_six_n_is_kaplan():

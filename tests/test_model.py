@@ -14,7 +14,8 @@ from flax import nnx
 
 from scaling.accounting import param_counts
 from scaling.config import ModelConfig, resolve_model
-from scaling.model import attention_impl, build_model, causal_attention, compute_dtype, lm_loss
+from scaling.loss import lm_loss
+from scaling.model import attention_impl, build_model, causal_attention, compute_dtype
 
 VOCAB = 64
 SEQ = 16

@@ -107,12 +107,14 @@ def activation_bytes_per_token(
     Per layer: the residual stream, two norm outputs, q, k, v and the attention output (7·d),
     the MLP's hidden activations before and after the nonlinearity (2·d_ff, 3·d_ff for SwiGLU)
     and a row of attention probabilities per head (n_heads·T); then the logits and their
-    gradient (2·V). An estimate for choosing microbatches (scaling.train.microbatches), not a
-    memory bound.
+    gradient (2·V), unless the loss is fused with the head (`loss_chunk_tokens`: a buffer of
+    one chunk's logits, whatever the batch). An estimate for choosing microbatches
+    (scaling.train.microbatches), not a memory bound.
     """
     m = resolve_model(cfg)
     per_layer = 7 * m.d_model + _mlp_mats(m) * m.d_ff + m.n_heads * seq_len
-    return dtype_bytes * (m.n_layers * per_layer + 2 * vocab_size)
+    logits = 0 if m.loss_chunk_tokens else 2 * vocab_size
+    return dtype_bytes * (m.n_layers * per_layer + logits)
 
 
 # Dense (non-sparse) bf16 tensor-core peaks in FLOP/s per jax device, from vendor spec sheets

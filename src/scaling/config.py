@@ -67,6 +67,9 @@ class ModelConfig:
     compute_dtype: str = "auto"  # auto: bfloat16 on accelerators, float32 on CPU
     attention: str = "auto"  # auto: cudnn on GPU with 16-bit compute, chunked on CPU, else xla
     remat: bool = False  # recompute block activations in the backward pass
+    # > 0: the training loss fused with the LM head, this many tokens' logits at a time
+    # (scaling.loss.fused_lm_loss), never the whole batch's; 0: the whole batch's logits at once
+    loss_chunk_tokens: int = 0
 
 
 @dataclass
@@ -285,6 +288,10 @@ def validate(cfg: PretrainConfig) -> PretrainConfig:
     _one_of("model.compute_dtype", m.compute_dtype, ("auto", *DTYPES))
     _one_of("model.attention", m.attention, ATTENTION_IMPLS)
     _check(m.z_loss >= 0, f"model.z_loss={m.z_loss} must be >= 0")
+    _check(
+        isinstance(m.loss_chunk_tokens, int) and m.loss_chunk_tokens >= 0,
+        f"model.loss_chunk_tokens={m.loss_chunk_tokens!r} must be an integer >= 0",
+    )
     _positive("model.init_std", m.init_std)
     _positive("model.rope_theta", m.rope_theta)
 

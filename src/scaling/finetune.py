@@ -61,7 +61,7 @@ log = logging.getLogger(__name__)
 
 BYTE_VOCAB = 256  # tasks are byte-level text (scaling.tasks)
 # Model settings that change how it runs, not its parameters: a fine-tune may set its own.
-RUNTIME_MODEL_KEYS = ("compute_dtype", "attention", "remat", "z_loss")
+RUNTIME_MODEL_KEYS = ("compute_dtype", "attention", "remat", "z_loss", "loss_chunk_tokens")
 Batch = tuple[np.ndarray, np.ndarray]  # tokens (B, T+1) int32, answer_mask (B, T+1) bool
 
 

@@ -259,6 +259,7 @@ class Transformer(nnx.Module):
     def __init__(self, cfg: ModelConfig, vocab_size: int, max_seq_len: int, *, rngs: nnx.Rngs):
         self.dtype = compute_dtype(cfg)
         self.remat = cfg.remat
+        self.loss_chunk_tokens = cfg.loss_chunk_tokens  # read by the training loss (train.py)
         self.max_seq_len = max_seq_len
         param_dtype = jnp.dtype(cfg.param_dtype)
         embed_init = nnx.initializers.normal(cfg.init_std)
@@ -297,6 +298,18 @@ class Transformer(nnx.Module):
             )
 
     def __call__(self, tokens_BxT: jax.Array) -> jax.Array:
+        """float32 logits (B, T, V)."""
+        x_BxTxD = self.features(tokens_BxT)
+        # The head matmul runs in the compute dtype but accumulates and returns float32,
+        # so the softmax and loss see full-precision logits.
+        if self.head is None:
+            w_VxD = self.unembedding()
+            return jnp.einsum("btd,vd->btv", x_BxTxD, w_VxD, preferred_element_type=jnp.float32)
+        w_DxV = self.head.kernel[...].astype(self.dtype)
+        return jnp.einsum("btd,dv->btv", x_BxTxD, w_DxV, preferred_element_type=jnp.float32)
+
+    def features(self, tokens_BxT: jax.Array) -> jax.Array:
+        """The final-normed hidden states (B, T, D) in the compute dtype: what the head reads."""
         t = tokens_BxT.shape[1]
         if t > self.max_seq_len:
             raise ValueError(f"sequence length {t} exceeds max_seq_len={self.max_seq_len}")
@@ -306,42 +319,16 @@ class Transformer(nnx.Module):
         run = _run_block_remat if self.remat else _run_block
         for block in self.blocks:
             x_BxTxD = run(block, x_BxTxD)
-        x_BxTxD = self.final_norm(x_BxTxD).astype(self.dtype)
-        # The head matmul runs in the compute dtype but accumulates and returns float32,
-        # so the softmax and loss see full-precision logits.
+        return self.final_norm(x_BxTxD).astype(self.dtype)
+
+    def unembedding(self) -> jax.Array:
+        """The LM head as (V, D) in the compute dtype (the tied embedding, or the head's kernel
+        transposed): logits are `features @ unembedding()ᵀ`."""
         if self.head is None:
-            w_VxD = self.embed.embedding[...].astype(self.dtype)
-            return jnp.einsum("btd,vd->btv", x_BxTxD, w_VxD, preferred_element_type=jnp.float32)
-        w_DxV = self.head.kernel[...].astype(self.dtype)
-        return jnp.einsum("btd,dv->btv", x_BxTxD, w_DxV, preferred_element_type=jnp.float32)
+            return self.embed.embedding[...].astype(self.dtype)
+        return self.head.kernel[...].astype(self.dtype).T
 
 
 def build_model(cfg: ModelConfig, vocab_size: int, max_seq_len: int, seed: int) -> Transformer:
     """A freshly initialised model; `cfg` is resolved here too (resolving is idempotent)."""
     return Transformer(resolve_model(cfg), vocab_size, max_seq_len, rngs=nnx.Rngs(seed))
-
-
-def lm_loss(
-    logits_BxTxV: jax.Array,
-    targets_BxT: jax.Array,
-    z_loss: float,
-    mask_BxT: jax.Array | None = None,
-) -> tuple[jax.Array, dict[str, jax.Array]]:
-    """Mean next-token cross-entropy plus `z_loss * mean(logsumexp^2)` (PaLM's z-loss).
-
-    `targets_BxT` are already shifted (targets[t] is the token after tokens[t]). An optional
-    `mask_BxT` (1 where a position counts) restricts the means, e.g. to answer tokens when
-    fine-tuning. Returns (loss, {"ce": ..., "z": ...}), all float32 scalars.
-    """
-    logits_BxTxV = logits_BxTxV.astype(jnp.float32)
-    lse_BxT = jax.nn.logsumexp(logits_BxTxV, axis=-1)
-    target_logit_BxT = jnp.take_along_axis(logits_BxTxV, targets_BxT[..., None], axis=-1)[..., 0]
-    ce_BxT = lse_BxT - target_logit_BxT
-    z_BxT = jnp.square(lse_BxT)
-    if mask_BxT is None:
-        ce, z = ce_BxT.mean(), z_BxT.mean()
-    else:
-        w_BxT = mask_BxT.astype(jnp.float32)
-        denom = jnp.maximum(w_BxT.sum(), 1.0)
-        ce, z = (ce_BxT * w_BxT).sum() / denom, (z_BxT * w_BxT).sum() / denom
-    return ce + z_loss * z, {"ce": ce, "z": z}

@@ -41,7 +41,8 @@ from scaling.config import (
     validate,
 )
 from scaling.data import Corpus, build_corpus
-from scaling.model import Transformer, build_model, compute_dtype, lm_loss
+from scaling.loss import fused_lm_loss, lm_loss
+from scaling.model import Transformer, build_model, compute_dtype
 
 log = logging.getLogger(__name__)
 
@@ -190,10 +191,14 @@ def make_loss_fn(graphdef: Any, z_loss: float) -> Callable[..., tuple]:
         params: Any, batch_BxTp1: jax.Array, mask_BxTp1: jax.Array | None = None
     ) -> tuple[jax.Array, dict]:
         model = nnx.merge(graphdef, params)
-        logits_BxTxV = model(batch_BxTp1[:, :-1])
+        inputs_BxT, targets_BxT = batch_BxTp1[:, :-1], batch_BxTp1[:, 1:]
         # A mask (fine-tuning) counts only its positions, e.g. the answer tokens of a task.
         mask_BxT = None if mask_BxTp1 is None else mask_BxTp1[:, 1:]
-        return lm_loss(logits_BxTxV, batch_BxTp1[:, 1:], z_loss, mask_BxT)
+        if model.loss_chunk_tokens:
+            x_BxTxD, w_VxD = model.features(inputs_BxT), model.unembedding()
+            chunk = model.loss_chunk_tokens
+            return fused_lm_loss(x_BxTxD, w_VxD, targets_BxT, z_loss, chunk, mask_BxT)
+        return lm_loss(model(inputs_BxT), targets_BxT, z_loss, mask_BxT)
 
     return loss_fn
 
