@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: study gpu-study test lint ladder
+.PHONY: study gpu-study bench-gpu test lint ladder
 
 $(STAMP): pyproject.toml requirements.lock
 	@test -n "$(PYTHON)" || { echo "error: Python 3.12 not found; set PYTHON=/path/to/python3.12"; exit 1; }
@@ -75,6 +75,69 @@ gpu-study: $(STAMP)
 	$(PY) -m scaling.claims --sweep $(GPU_RUNS)/synthetic/pretrain --tasks $(GPU_RUNS)/synthetic \
 		--out $(GPU_RESULTS)/CLAIMS.md --command "$(GPU_CMD)"
 	$(PY) -m scaling.cost $(GPU_RUNS) --out $(GPU_RESULTS)/COST.md --command "$(GPU_CMD)"
+
+# Every GPU figure of issue 5 in one bounded command (a lease is ~15 min of device time, one
+# command at most 10 min, at most 8 files back): in priority order, (a) ours, its variants and
+# the compiled peer on gpt2-124m and gpt2-355m, (b) K=8 runs at once vs one at a time on
+# n1m8,n3m1, (c) peak memory per ladder rung at T=1024 against one 80 GiB card (remat where
+# needed), (d) L4-d256-v50k if time is left. One budget, BENCH_BUDGET_S: each part gets what is
+# left of it less the reserves of the parts after it (so (a) cannot starve (b) or (c), and what a
+# part leaves over flows on), runs with --budget-s (no shape, rung or rung group starts once it is
+# spent; those are rows saying "skipped"), rewrites its tables after every shape or rung, and is
+# killed BENCH_GRACE_S past its budget; a failed part does not stop the next. Writes 7 files under
+# $(PERF_OUT): gpu.{md,json}, multimodel_gpu.md, gpu-ladder.{md,json}, gpu-v50k.{md,json}.
+# Fewer reps and shorter blocks than bench.py's defaults (3 blocks of ~2 s per side): the
+# compiles (ours per side, torch.compile) are most of each shape's time. On a machine whose
+# python3 has jax[cuda], flax, optax, orbax, torch and transformers: make bench-gpu STAMP=
+# PY=python3 (scaling is imported from src/; hydra-core and omegaconf, with antlr4, must be
+# importable too: BENCH_PYTHONPATH names a folder holding them, results/perf/README.md says how).
+# The same target at CPU size, as a rehearsal (1.5 min on 2 cores; BENCH_BUDGET_S=60 with both
+# reserves at 15 shows the rows a spent budget leaves):
+#   make bench-gpu PERF_OUT=/tmp/bench-rehearsal BENCH_BUDGET_S=240 BENCH_MM_RESERVE_S=60 \
+#     BENCH_LADDER_RESERVE_S=60 BENCH_SHAPES=L2-d128-v256 BENCH_LAST_SHAPES=L4-d256-v256 \
+#     BENCH_ARGS='--reps 2 --block-s 0.5 --warmup 1' BENCH_MM_RUNGS=tiny,n110k \
+#     BENCH_MM_ARGS='--k 2 --steps 20 --reps 2 --block 5' BENCH_LADDER=n110k,n221k,n393k \
+#     BENCH_LADDER_ARGS='--ladder-batch 2 --block-s 0.5 --memory-cap-gib 80'
+BENCH_BUDGET_S ?= 540
+# Reserves (s) of (b) and (c); (a) starts with BENCH_BUDGET_S less both, (d) has none.
+BENCH_MM_RESERVE_S ?= 90
+BENCH_LADDER_RESERVE_S ?= 160
+BENCH_GRACE_S ?= 20
+PERF_OUT ?= results/perf
+BENCH_PYTHONPATH ?=
+BENCH_SHAPES ?= gpt2-124m,gpt2-355m
+BENCH_LAST_SHAPES ?= L4-d256-v50k
+BENCH_VARIANTS ?= fusedce:loss_chunk_tokens=8192 xla:attention=xla
+BENCH_ARGS ?= --reps 3 --block-s 2 --warmup 2
+BENCH_MM_RUNGS ?= n1m8,n3m1
+# Blocks of 50 steps: 10 (the default) last milliseconds on a GPU.
+BENCH_MM_ARGS ?= --k 8 --batch-size 32 --reps 5 --block 50
+BENCH_LADDER ?= all
+BENCH_LADDER_ARGS ?= --block-s 1 --memory-cap-gib 80
+BENCH_CMD = $(PY) experiments/bench.py $(foreach v,$(BENCH_VARIANTS),--variant $(v)) $(BENCH_ARGS)
+# b = seconds left of the budget less $(1) kept for the later parts (at least 0), then the
+# part's command under a kill BENCH_GRACE_S past b; set -x echoes it with b filled in.
+bench_part = $(call bench_left,$(1)); set -x; timeout -k 10 $$(( b + $(BENCH_GRACE_S) ))
+bench_left = b=$$(( $(BENCH_T0) + $(BENCH_BUDGET_S) - ($(1)) - $$(date +%s) )); [ $$b -gt 0 ] || b=0
+
+# scaling from src/ (no install needed), then BENCH_PYTHONPATH, then the caller's PYTHONPATH.
+BENCH_SYS_PATH = $(CURDIR)/src$(if $(BENCH_PYTHONPATH),:$(abspath $(BENCH_PYTHONPATH)))
+bench-gpu: export PYTHONPATH := $(BENCH_SYS_PATH)$(if $(PYTHONPATH),:$(PYTHONPATH))
+bench-gpu: export PYTHONUNBUFFERED := 1
+bench-gpu: $(STAMP)
+	$(eval BENCH_T0 := $(shell date +%s))
+	@mkdir -p $(PERF_OUT)
+	-@$(call bench_part,$(BENCH_MM_RESERVE_S) + $(BENCH_LADDER_RESERVE_S)) $(BENCH_CMD) \
+		--shapes $(BENCH_SHAPES) --budget-s $$b --out $(PERF_OUT)/gpu
+	-@$(call bench_part,$(BENCH_LADDER_RESERVE_S)) $(PY) experiments/bench_multimodel.py \
+		--rungs $(BENCH_MM_RUNGS) $(BENCH_MM_ARGS) --budget-s $$b --out $(PERF_OUT)/multimodel_gpu.md
+	-@$(call bench_part,0) $(PY) experiments/bench.py --ladder $(BENCH_LADDER) $(BENCH_LADDER_ARGS) \
+		--budget-s $$b --out $(PERF_OUT)/gpu-ladder
+	-@$(call bench_part,0) $(BENCH_CMD) --shapes $(BENCH_LAST_SHAPES) --budget-s $$b \
+		--out $(PERF_OUT)/gpu-v50k
+	@echo "bench-gpu: $$(( $$(date +%s) - $(BENCH_T0) )) s of $(BENCH_BUDGET_S)"; \
+		ls -l $(addprefix $(PERF_OUT)/,gpu.md gpu.json multimodel_gpu.md gpu-ladder.md \
+		gpu-ladder.json gpu-v50k.md gpu-v50k.json) || true
 
 test: $(STAMP)
 	$(PY) -m ruff check src experiments tests

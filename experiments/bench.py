@@ -5,11 +5,15 @@
     python experiments/bench.py --grad-accum 1       # every side on the whole batch at once
     python experiments/bench.py --ladder             # GPU: peak memory per ladder rung, T=1024
     python experiments/bench.py --ladder n393m,n798m --out results/perf/gpu-ladder-big
+    python experiments/bench.py --shapes gpt2-124m --variant xla:attention=xla --budget-s 300
 
 Prints tokens/s, MFU and ours/peer per shape and writes results/perf/<cpu|gpu>.{md,json} (or
---out). Each shape runs in its own process; on a GPU, JAX does not preallocate memory there.
-The peer needs the `bench` extra (torch, transformers); without it only our side runs.
-Asserts nothing about speed.
+--out), rewritten after every shape and rung so that a kill loses at most the one in flight.
+Each shape runs in its own process; on a GPU, JAX does not preallocate memory there.
+`--variant NAME:key=value,...` adds a side `ours-NAME` (ModelConfig fields replaced) timed
+beside ours and the peer; `--budget-s` bounds the whole command (shapes then ladder): the rest
+are rows saying they were skipped. The peer needs the `bench` extra (torch, transformers);
+without it only our side runs. Asserts nothing about speed.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from pathlib import Path
 from scaling.ladder import ladder
 from scaling.perf import measure
 from scaling.perf.shapes import CPU_SHAPES, GPU_SHAPES, SHAPES, Shape
+from scaling.perf.variants import parse_variants
 from scaling.train import git_commit
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,6 +55,29 @@ def main() -> int:
         help="peak memory per ladder rung instead of the shapes; optionally which rungs",
     )
     p.add_argument("--ladder-batch", type=int, default=8, help="sequences per ladder step")
+    p.add_argument(
+        "--memory-cap-gib",
+        type=float,
+        default=None,
+        help="ladder: a rung trains when its step (plain, else with remat) peaks at or below "
+        "this much device memory (default on a GPU: 80, one 80 GB card, whatever this card's "
+        "size)",
+    )
+    p.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="NAME:key=value[,key=value...]",
+        help="add a side ours-NAME: our step with these ModelConfig fields replaced "
+        "(repeatable), e.g. xla:attention=xla, remat:remat=true",
+    )
+    p.add_argument(
+        "--budget-s",
+        type=float,
+        default=None,
+        help="wall-clock seconds for the whole command; shapes and rungs it leaves no time "
+        "for are rows saying they were skipped",
+    )
     p.add_argument("--out", type=Path, default=None, help="default: results/perf/<device>")
     args = p.parse_args()
 
@@ -71,39 +99,59 @@ def main() -> int:
     sides = tuple(args.sides.split(",")) if args.sides else None
     if sides and set(sides) - set(measure.SIDES):
         p.error(f"--sides: unknown {sorted(set(sides) - set(measure.SIDES))}")
-
-    report = {
-        "command": "python " + shlex.join(["experiments/bench.py", *sys.argv[1:]]),
-        "date": measure.now_utc(),
-        "git_commit": git_commit(),
-        "reps": args.reps,
-        "block_s": args.block_s,
-        "shapes": measure.bench_shapes(
-            shapes, device, sides, args.reps, args.block_s, args.warmup, args.grad_accum
-        ),
-    }
+    try:
+        variants = parse_variants(args.variant, shapes)  # before any child starts
+    except ValueError as err:
+        p.error(str(err))
+    if variants and not shapes:
+        p.error("--variant: no shapes to run it on (the ladder measures our plain step)")
+    if args.budget_s is not None and args.budget_s < 0:
+        p.error(f"--budget-s {args.budget_s:g}: must be >= 0")
+    cap = args.memory_cap_gib
+    if cap is None and device == "gpu":
+        cap = 80.0  # the question asked of the ladder: does it train on one 80 GB card?
+    if cap is not None and cap <= 0:
+        p.error(f"--memory-cap-gib {cap:g}: must be positive")
+    rungs = None
     if args.ladder:
         wanted = None if args.ladder == "all" else set(args.ladder.split(","))
-        rungs = [
+        rungs = [  # the largest first (measure.ladder_memory)
             Shape(c.name, c.n_layers, c.d_model, c.n_heads, 256, args.ladder_batch, 1024)
-            for c in ladder()
+            for c in reversed(ladder())
             if wanted is None or c.name in wanted
         ]
         if wanted and len(rungs) != len(wanted):
             p.error(f"--ladder: unknown rungs {sorted(wanted - {r.name for r in rungs})}")
+
+    budget = measure.Budget(args.budget_s)  # counted from here, where the children start
+    report = {
+        "command": "python " + shlex.join(["experiments/bench.py", *sys.argv[1:]]),
+        "date": measure.now_utc(),
+        "git_commit": git_commit(),
+        "device": device,
+        "reps": args.reps,
+        "block_s": args.block_s,
+        "budget_s": args.budget_s,
+        "variants": variants,
+    }
+    shape_rows = measure.bench_shapes(
+        shapes, device, sides, args.reps, args.block_s, args.warmup, args.grad_accum,
+        variants, budget,
+    )  # fmt: skip
+    ladder_rows = None
+    if rungs is not None:
         report["ladder_seq_len"], report["ladder_batch_size"] = 1024, args.ladder_batch
-        report["ladder"], report["largest_rung"] = measure.ladder_memory(
-            rungs, device, reps=1, block_s=args.block_s, warmup=2
+        report["ladder_memory_cap_gib"] = cap
+        ladder_rows = measure.ladder_memory(
+            rungs, device, reps=1, block_s=args.block_s, warmup=2, cap_gib=cap, budget=budget
         )
-    done = [r for r in report["shapes"] + report.get("ladder", []) if "machine" in r]
-    if not done:
-        print("every shape failed; nothing written", file=sys.stderr)
-        return 1
-    report["machine"] = done[0]["machine"]
     out = args.out or ROOT / "results" / "perf" / device
-    for path in measure.write_tables(out, report):
-        print(f"wrote {path}", file=sys.stderr)
+    measured = measure.run_report(report, out, shape_rows, ladder_rows)
+    print(f"wrote {out.with_suffix('.md')} and {out.with_suffix('.json')}", file=sys.stderr)
     print(measure.markdown(report))
+    if not measured:
+        print("nothing measured: every shape failed or was skipped", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -8,8 +8,12 @@ Two measurements per rung: (1) the step alone: the single-run step and the K-run
 timed in alternating blocks (the machine may be shared: each block records the load average);
 (2) end to end: K runs through `scaling.train.pretrain` one after another, then the same K runs
 through `scaling.multimodel.pretrain_group`, on the synthetic corpus, with the max absolute
-difference of every logged loss between the two. Writes results/perf/multimodel_<device>.md.
-Asserts nothing about speed.
+difference of every logged loss between the two. Writes results/perf/multimodel_<device>.md
+(or --out) after every rung, so a kill loses at most the rung in flight; a rung that fails is a
+row with its error and the next one still runs. `--budget-s S` bounds the command: once S
+seconds are spent no new rung starts, and the rest are rows saying they were skipped (a rung in
+flight is not cut: bound the process from outside too, as `make bench-gpu` does). Asserts
+nothing about speed.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from scaling import rundir, train
 from scaling.config import PretrainConfig, register_configs, run_dir_of, to_dataclass, validate
 from scaling.model import build_model
 from scaling.multimodel import make_group_step, pretrain_group, stack
+from scaling.perf.measure import Budget
 
 ROOT = Path(__file__).resolve().parents[1]
 LOSS_KEYS = ("train_loss", "train_ce", "val_loss", "grad_norm")
@@ -164,8 +169,21 @@ def main() -> int:
     p.add_argument("--steps", type=int, default=100, help="steps of each end-to-end run")
     p.add_argument("--reps", type=int, default=5, help="alternating timed blocks per side")
     p.add_argument("--block", type=int, default=10, help="steps per timed block")
+    p.add_argument(
+        "--budget-s",
+        type=float,
+        default=None,
+        help="wall-clock seconds for the whole command; no rung starts once they are spent",
+    )
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args()
+    if args.budget_s is not None and args.budget_s < 0:
+        p.error(f"--budget-s {args.budget_s:g}: must be >= 0")
+    known = {path.stem for path in (ROOT / "conf" / "model").glob("*.yaml")}
+    unknown = sorted(set(args.rungs.split(",")) - known)
+    if unknown:
+        p.error(f"--rungs: unknown {unknown}; known: {sorted(known)}")
+    budget = Budget(args.budget_s)
     # A fresh persistent compilation cache, so that compile times are not earlier runs' hits.
     jax.config.update("jax_compilation_cache_dir", tempfile.mkdtemp(prefix="jax-cache-"))
     device = jax.default_backend()
@@ -191,26 +209,48 @@ def main() -> int:
         "max abs loss diff |",
         "| --- | ---: | ---: | ---: | --- | --- | --- | --- | ---: |",
     ]
-    for rung in args.rungs.split(","):
-        with tempfile.TemporaryDirectory() as tmp:
-            solo = configs(rung, args.k, args, Path(tmp) / "solo")
-            group = configs(rung, args.k, args, Path(tmp) / "group")
-            e2e = end_to_end(solo, group)  # first: its compile times are cold
-            step = time_steps(solo[0], args.k, args.reps, args.block)
-        loads = ", ".join(f"{v:.1f}" for v in step["load_1min"])
-        lines.append(
-            f"| {rung} | {step['sequential_tokens_per_s']:,.0f} | "
-            f"{step['group_tokens_per_s']:,.0f} | {step['speedup']:.2f}x | {loads} | "
-            f"{e2e['solo_wall_s']:.1f} / {e2e['group_wall_s']:.1f} | "
-            f"{e2e['solo_steady_tokens_per_s']:,.0f} / {e2e['group_steady_tokens_per_s']:,.0f} | "
-            f"{e2e['solo_compile_s']:.1f} / {e2e['group_compile_s']:.1f} | "
-            f"{e2e['max_abs_loss_diff']:.2e} |"
-        )
-        print(lines[-1], e2e["statuses"], flush=True)
+    if args.budget_s is not None:
+        lines[4:4] = [
+            f"Budget: {args.budget_s:g} s for the whole command (--budget-s); no rung starts once "
+            "it is spent.",
+            "",
+        ]
     out = args.out or ROOT / "results" / "perf" / f"multimodel_{device}.md"
     rundir.atomic_write_text(out, "\n".join(lines) + "\n")
+    failed = 0
+    for rung in args.rungs.split(","):
+        if not budget.has_time():
+            lines.append(f"| {rung} | skipped: {budget.skip_reason()} |" + " |" * 7)
+        else:
+            try:
+                lines.append(rung_row(rung, args))
+            except Exception as err:  # one rung's failure (an OOM, say) must not lose the next
+                failed += 1
+                why = f"{type(err).__name__}: {err}".replace("\n", " ").replace("|", "/")[:300]
+                lines.append(f"| {rung} | failed: {why} |" + " |" * 7)
+        print(lines[-1], flush=True)
+        rundir.atomic_write_text(out, "\n".join(lines) + "\n")  # what has finished, at once
     print(f"wrote {out}")
-    return 0
+    return 1 if failed else 0
+
+
+def rung_row(rung: str, args: argparse.Namespace) -> str:
+    """One rung measured both ways: its table row."""
+    with tempfile.TemporaryDirectory() as tmp:
+        solo = configs(rung, args.k, args, Path(tmp) / "solo")
+        group = configs(rung, args.k, args, Path(tmp) / "group")
+        e2e = end_to_end(solo, group)  # first: its compile times are cold
+        step = time_steps(solo[0], args.k, args.reps, args.block)
+    loads = ", ".join(f"{v:.1f}" for v in step["load_1min"])
+    print(rung, e2e["statuses"], flush=True)
+    return (
+        f"| {rung} | {step['sequential_tokens_per_s']:,.0f} | "
+        f"{step['group_tokens_per_s']:,.0f} | {step['speedup']:.2f}x | {loads} | "
+        f"{e2e['solo_wall_s']:.1f} / {e2e['group_wall_s']:.1f} | "
+        f"{e2e['solo_steady_tokens_per_s']:,.0f} / {e2e['group_steady_tokens_per_s']:,.0f} | "
+        f"{e2e['solo_compile_s']:.1f} / {e2e['group_compile_s']:.1f} | "
+        f"{e2e['max_abs_loss_diff']:.2e} |"
+    )
 
 
 if __name__ == "__main__":

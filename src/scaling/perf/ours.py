@@ -9,6 +9,8 @@ training loop's.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -35,15 +37,21 @@ class OursStep:
     name = "ours"
 
     def __init__(
-        self, shape: Shape, remat: bool = False, grad_accum: int | None = None, seed: int = 0
+        self,
+        shape: Shape,
+        remat: bool = False,
+        grad_accum: int | None = None,
+        seed: int = 0,
+        overrides: Mapping[str, Any] | None = None,
     ):
+        """`overrides`: ModelConfig fields replaced in the shape's config (a variant side)."""
         self.shape = shape
         cfg = TrainConfig(
             batch_size=shape.batch_size, tokens=10**12, grad_accum=grad_accum, seed=seed
         )
         plan = train.Plan.from_config(cfg, shape.seq_len)
         tx = train.make_optimizer(cfg, train.make_schedule(cfg, plan))
-        model_cfg = shape.model_config(remat=remat)
+        model_cfg = shape.model_config(remat=remat, overrides=overrides)
         graphdef, self.state = train.init_state(
             lambda: build_model(model_cfg, shape.vocab_size, shape.seq_len, seed=seed), tx
         )
@@ -53,6 +61,10 @@ class OursStep:
         start = time.perf_counter()
         self.step = step.lower(self.state, train.LR_SPEC, batch).compile()
         self.compile_s = time.perf_counter() - start
+        # XLA's buffer assignment for the step's temporaries (activations, logits): per side,
+        # where the process's peak is shared by every JAX side in it.
+        stats = self.step.memory_analysis()
+        self.temp_bytes: int | None = stats.temp_size_in_bytes if stats else None
         self.lr = np.float32(cfg.lr)  # the peak throughout, as the peer's constant rate
         self.batches = random_batches(shape, seed)
         self.loss: float | None = None

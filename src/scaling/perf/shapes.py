@@ -8,6 +8,8 @@ rungs at its batch.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
+from typing import Any
 
 from scaling import accounting
 from scaling.config import ModelConfig
@@ -30,9 +32,12 @@ class Shape:
     def tokens_per_step(self) -> int:
         return self.batch_size * self.seq_len
 
-    def model_config(self, remat: bool = False) -> ModelConfig:
-        """The `model.arch=gpt2` config of this shape (compute dtype and attention on auto)."""
-        return ModelConfig(
+    def model_config(
+        self, remat: bool = False, overrides: Mapping[str, Any] | None = None
+    ) -> ModelConfig:
+        """The `model.arch=gpt2` config of this shape (compute dtype and attention on auto),
+        with the `overrides` fields replaced (a variant of our side, scaling.perf.variants)."""
+        cfg = ModelConfig(
             name=self.name,
             arch="gpt2",
             d_model=self.d_model,
@@ -40,10 +45,12 @@ class Shape:
             n_heads=self.n_heads,
             remat=remat,
         )
+        return dataclasses.replace(cfg, **(overrides or {}))
 
-    def flops_per_token(self) -> float:
+    def flops_per_token(self, overrides: Mapping[str, Any] | None = None) -> float:
         """Training FLOPs per token, 6N+12LdT (accounting.FLOPS_6N_ATTN): what MFU uses."""
-        flops = accounting.flops_per_token(self.model_config(), self.vocab_size, self.seq_len)
+        model = self.model_config(overrides=overrides)
+        flops = accounting.flops_per_token(model, self.vocab_size, self.seq_len)
         return flops[accounting.FLOPS_6N_ATTN]
 
     def n_params(self) -> int:
@@ -65,4 +72,7 @@ STUDY_SHAPES = tuple(
     for c in ladder()
     if c.name in ("n110k", "n221k", "n393k")
 )
-SHAPES = {s.name: s for s in GPU_SHAPES + CPU_SHAPES + STUDY_SHAPES}
+# GPT-2's vocabulary at a size two CPU cores train: where a fused loss (model.loss_chunk_tokens)
+# can be tried without a GPU; by --shapes only.
+CPU_WIDE_VOCAB_SHAPE = Shape("L2-d128-v50k", 2, 128, 4, GPT2_VOCAB, 8, 128)
+SHAPES = {s.name: s for s in GPU_SHAPES + CPU_SHAPES + STUDY_SHAPES + (CPU_WIDE_VOCAB_SHAPE,)}
