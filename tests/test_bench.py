@@ -145,6 +145,18 @@ def test_a_deadline_leaves_out_the_sides_it_cannot_afford():
     )
 
 
+def test_variants_keep_to_their_share_of_the_budget():
+    """A shape's variants are left out once its share of the budget is spent (later shapes
+    need the rest for ours and the peer), even where the budget itself has time left."""
+    found = {"xla": {"attention": "xla"}}
+    row = measure.measure_shape(
+        TINY, ("ours",), 1, 0.01, 1, variants=found, deadline=time.time() + 600,
+        variants_deadline=time.time(),
+    )  # fmt: skip
+    assert list(row["sides"]) == ["ours"]
+    assert "of this shape's share" in row["skipped_sides"]["ours-xla"]
+
+
 def test_ratios_of_each_variant_against_each_peer():
     blocks = [
         {"rep": r, "side": side, "tokens_per_s": tps}

@@ -114,6 +114,7 @@ def measure_shape(
     grad_accum: int | None = None,
     variants: Variants | None = None,
     deadline: float | None = None,
+    variants_deadline: float | None = None,
 ) -> dict[str, Any]:
     """Per-side medians over `reps` interleaved blocks of about `block_s` seconds each.
     `grad_accum` sets every side's micro-batches; by default ours are the Trainer's choice and
@@ -121,7 +122,9 @@ def measure_shape(
     step on the shape's model with those ModelConfig fields replaced. With a `deadline`
     (time.time()), sides are set up ours first, then the peers, then the variants, and a side
     whose set-up and blocks would not end by then (judged by the slowest set-up so far) is left
-    out, listed under "skipped_sides": the shape still reports the sides it could afford."""
+    out, listed under "skipped_sides": the shape still reports the sides it could afford. The
+    variants also keep to `variants_deadline` (this shape's share of a budget that later shapes
+    need too), so that they never cost a later shape its comparison with the peer."""
     import jax
 
     backend = jax.default_backend()
@@ -130,11 +133,14 @@ def measure_shape(
     priority = sorted(sides, key=lambda n: (n != OURS, n in overrides))  # stable otherwise
     built, setup_s, steps, peaks, skipped = {}, {}, {}, {}, {}
     for name in priority:
-        if deadline is not None and built:
+        limits = [deadline] + ([variants_deadline] if name in overrides else [])
+        limit = min((t for t in limits if t is not None), default=None)
+        if limit is not None and built:
             need = max(setup_s.values()) + reps * (len(built) + 1) * block_s * 1.5
-            if time.time() + need > deadline - _CHILD_EXIT_S:
+            if time.time() + need > limit - _CHILD_EXIT_S:
+                whose = "of the budget" if limit == deadline else "of this shape's share"
                 skipped[name] = (
-                    f"not set up: {deadline - time.time():.0f} s left of the budget, about "
+                    f"not set up: {limit - time.time():.0f} s left {whose}, about "
                     f"{need:.0f} s needed and {_CHILD_EXIT_S:.0f} s kept to report"
                 )
                 continue
@@ -290,14 +296,18 @@ def bench_shapes(
 ) -> Iterator[dict[str, Any]]:
     """One child process per shape, each row as it ends: a failed shape is a row with its
     error, one the budget leaves no time for a row saying it was skipped. A child gets what is
-    left of the budget as its timeout."""
+    left of the budget as its timeout, and its variants an even share of it among the shapes
+    left (measure_shape's variants_deadline): ours and the peer on every shape come first."""
     budget = budget or Budget()
-    for shape in shapes:
+    for i, shape in enumerate(shapes):
         if not budget.has_time():
             row = budget.skipped_row(shape)
         else:
             spec = {"shape": asdict(shape), "device": device, "sides": sides, "reps": reps}
             spec.update(block_s=block_s, grad_accum=grad_accum, variants=variants)
+            left = budget.left()
+            if left is not None and variants:
+                spec["variants_deadline"] = time.time() + left / (len(shapes) - i)
             child = budget.child({**spec, "warmup_steps": warmup})
             row = {"shape": asdict(shape), **child}
         print(f"{shape.name}: {_summary(row)}", file=sys.stderr)
@@ -395,6 +405,7 @@ def _child_main(spec: dict[str, Any]) -> dict[str, Any]:
         spec.get("grad_accum"),
         spec.get("variants"),
         spec.get("deadline"),
+        spec.get("variants_deadline"),
     )
     return {**result, "machine": machine()}
 
