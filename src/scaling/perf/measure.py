@@ -560,10 +560,11 @@ def _ladder_markdown(report: dict[str, Any]) -> list[str]:
         "of memory" + ("" if cap is None else f" or peaked above {cap:g} GiB") + ")",
         "",
         "Each rung in its own process, the largest first: the process's peak device memory "
-        f"(peak_bytes_in_use) after 2 warm-up steps and one timed block of ~{report['block_s']} s.",
+        f"(peak_bytes_in_use) after 2 warm-up steps and one timed block of ~{report['block_s']} s; "
+        "step temp: XLA's temporary buffers of the compiled step (the state comes on top).",
         "",
-        "| rung | params | remat | peak mem | tokens/s | MFU | note |",
-        "| --- | ---: | --- | ---: | ---: | ---: | --- |",
+        "| rung | params | remat | peak mem | step temp | tokens/s | MFU | note |",
+        "| --- | ---: | --- | ---: | ---: | ---: | ---: | --- |",
     ]
     for r in rows:
         ours = r.get("sides", {}).get(OURS, {})
@@ -572,6 +573,7 @@ def _ladder_markdown(report: dict[str, Any]) -> list[str]:
             f"| {r['shape']['name']} | {_fmt_count(r.get('n_params_total'))} "
             f"| {r.get('remat', '')} "
             f"| {_fmt_bytes(ours.get('peak_memory_bytes'))} "
+            f"| {_fmt_bytes(ours.get('step_temp_bytes'))} "
             f"| {'' if tps is None else f'{tps:,.0f}'} | {_fmt_mfu(ours.get('mfu'))} "
             f"| {_ladder_note(r, cap)} |"
         )
