@@ -231,5 +231,5 @@ def test_bench_cli_with_no_budget_writes_skipped_rows(tmp_path):
     assert proc.returncode == 1, proc.stderr
     table = out.with_suffix(".md").read_text()
     assert "| L2-d128-v256 | 2 | 128 | 256 | 32x128 | skipped |" in table
-    assert "| n110k |  |  | n/a |  | n/a | not run: the 0 s budget was spent" in table
+    assert "| n110k |  |  | n/a |  |  | n/a | not run: the 0 s budget was spent" in table
     assert json.loads(out.with_suffix(".json").read_text())["machine"]["backend"] == "cpu"

@@ -573,7 +573,7 @@ def _ladder_markdown(report: dict[str, Any]) -> list[str]:
             f"| {r['shape']['name']} | {_fmt_count(r.get('n_params_total'))} "
             f"| {r.get('remat', '')} "
             f"| {_fmt_bytes(ours.get('peak_memory_bytes'))} "
-            f"| {_fmt_bytes(ours.get('step_temp_bytes'))} "
+            f"| {_fmt_bytes(ours.get('step_temp_bytes'), '')} "
             f"| {'' if tps is None else f'{tps:,.0f}'} | {_fmt_mfu(ours.get('mfu'))} "
             f"| {_ladder_note(r, cap)} |"
         )
