@@ -145,6 +145,19 @@ def test_a_deadline_leaves_out_the_sides_it_cannot_afford():
     )
 
 
+def test_a_variant_that_fails_leaves_ours_measured():
+    """A lever that does not run here (cuDNN attention on a CPU) is a failed side of the shape,
+    not a failed shape: ours is still measured and tabled."""
+    row = measure.measure_shape(
+        TINY, ("ours",), 1, 0.01, 1, variants={"cudnn": {"attention": "cudnn"}}
+    )
+    assert list(row["sides"]) == ["ours"] and row["sides"]["ours"]["tokens_per_s"] > 0
+    assert "ours-cudnn" in row["failed_sides"]
+    report = {"command": "bench", "date": measure.now_utc(), "reps": 1, "block_s": 0.01}
+    report.update(machine=measure.machine(), shapes=[row])
+    assert "| tiny | 1 | 32 | 64 | 2x16 | ours-cudnn | | failed: " in measure.markdown(report)
+
+
 def test_variants_keep_to_their_share_of_the_budget():
     """A shape's variants are left out once its share of the budget is spent (later shapes
     need the rest for ours and the peer), even where the budget itself has time left."""

@@ -122,7 +122,9 @@ def measure_shape(
     step on the shape's model with those ModelConfig fields replaced. With a `deadline`
     (time.time()), sides are set up ours first, then the peers, then the variants, and a side
     whose set-up and blocks would not end by then (judged by the slowest set-up so far) is left
-    out, listed under "skipped_sides": the shape still reports the sides it could afford. The
+    out, listed under "skipped_sides": the shape still reports the sides it could afford. A
+    peer or variant whose set-up fails is listed under "failed_sides" (ours failing fails the
+    shape). The
     variants also keep to `variants_deadline` (this shape's share of a budget that later shapes
     need too), so that they never cost a later shape its comparison with the peer."""
     import jax
@@ -131,7 +133,7 @@ def measure_shape(
     sides = with_variants(tuple(sides), variants)
     overrides = {side_name(v): fields for v, fields in (variants or {}).items()}
     priority = sorted(sides, key=lambda n: (n != OURS, n in overrides))  # stable otherwise
-    built, setup_s, steps, peaks, skipped = {}, {}, {}, {}, {}
+    built, setup_s, steps, peaks, skipped, failed = {}, {}, {}, {}, {}, {}
     for name in priority:
         limits = [deadline] + ([variants_deadline] if name in overrides else [])
         limit = min((t for t in limits if t is not None), default=None)
@@ -145,11 +147,16 @@ def measure_shape(
                 )
                 continue
         start = time.perf_counter()
-        side = built[name] = build_side(
-            name, shape, backend, remat, grad_accum, overrides.get(name)
-        )
-        side.run(warmup_steps)  # compiles torch.compile graphs; settles allocators and caches
-        per_step = side.run(3) / 3
+        try:
+            side = build_side(name, shape, backend, remat, grad_accum, overrides.get(name))
+            side.run(warmup_steps)  # compiles torch.compile graphs; settles allocators, caches
+            per_step = side.run(3) / 3
+        except Exception as err:  # a peer or a variant that fails must not sink ours
+            if name == OURS:
+                raise
+            failed[name] = f"{type(err).__name__}: {(str(err).splitlines() or [''])[0][:300]}"
+            continue
+        built[name] = side
         setup_s[name] = time.perf_counter() - start
         steps[name] = max(3, round(block_s / per_step))
         # Read now: the JAX sides share this process, so a later reading would be the peak
@@ -198,6 +205,7 @@ def measure_shape(
         "remat": remat,
         "sides": results,
         "skipped_sides": skipped,
+        "failed_sides": failed,
         "ratios": ratios(blocks, sides),
         "load_1min": [b["load_1min"] for b in blocks],
         "blocks": blocks,
@@ -540,6 +548,8 @@ def _shapes_markdown(report: dict[str, Any]) -> list[str]:
             )
         for name, why in row.get("skipped_sides", {}).items():
             lines.append(f"{head}| {name} | | skipped: {why} | | | | | | |")
+        for name, why in row.get("failed_sides", {}).items():
+            lines.append(f"{head}| {name} | | failed: {why.replace('|', '/')} | | | | | | |")
     return lines
 
 
