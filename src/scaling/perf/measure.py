@@ -122,11 +122,10 @@ def measure_shape(
     step on the shape's model with those ModelConfig fields replaced. With a `deadline`
     (time.time()), sides are set up ours first, then the peers, then the variants, and a side
     whose set-up and blocks would not end by then (judged by the slowest set-up so far) is left
-    out, listed under "skipped_sides": the shape still reports the sides it could afford. A
-    peer or variant whose set-up fails is listed under "failed_sides" (ours failing fails the
-    shape). The
+    out, listed under "skipped_sides": the shape still reports the sides it could afford. The
     variants also keep to `variants_deadline` (this shape's share of a budget that later shapes
-    need too), so that they never cost a later shape its comparison with the peer."""
+    need too), so that they never cost a later shape its comparison with the peer. A peer or
+    variant whose set-up fails is listed under "failed_sides" (ours failing fails the shape)."""
     import jax
 
     backend = jax.default_backend()
@@ -232,16 +231,7 @@ def machine() -> dict[str, Any]:
     """What ran the benchmark: CPU, cores, OS, library versions, backend and device."""
     import jax
 
-    from scaling.train import versions
-
-    info = {
-        "platform": platform.platform(),
-        "cpu": cpu_name(),
-        "cores_available": len(os.sched_getaffinity(0)),
-        "backend": jax.default_backend(),
-        "device_kind": jax.local_devices()[0].device_kind,
-        "versions": versions(),
-    }
+    info = host_machine(jax.default_backend(), jax.local_devices()[0].device_kind)
     for pkg in ("torch", "transformers"):  # the peer's, read without importing torch
         try:
             info["versions"][pkg] = metadata.version(pkg)
@@ -250,9 +240,9 @@ def machine() -> dict[str, Any]:
     return info
 
 
-def host_machine(device: str) -> dict[str, Any]:
-    """The machine as the parent sees it, for a report in which no child ran: asked without
-    JAX's backend, which would claim the accelerator's memory in this process."""
+def host_machine(device: str, device_kind: str = "unknown (no shape ran)") -> dict[str, Any]:
+    """The machine without asking JAX's backend (which would claim the accelerator's memory in
+    this process): for a report in which no child ran, and the base of `machine`."""
     from scaling.train import versions
 
     return {
@@ -260,7 +250,7 @@ def host_machine(device: str) -> dict[str, Any]:
         "cpu": cpu_name(),
         "cores_available": len(os.sched_getaffinity(0)),
         "backend": device,
-        "device_kind": "unknown (no shape ran)",
+        "device_kind": device_kind,
         "versions": versions(),
     }
 
@@ -546,10 +536,10 @@ def _shapes_markdown(report: dict[str, Any]) -> list[str]:
                 f"| {_fmt_bytes(r['peak_memory_bytes'])} "
                 f"| {_fmt_bytes(r.get('step_temp_bytes'), '')} | {load} |"
             )
-        for name, why in row.get("skipped_sides", {}).items():
-            lines.append(f"{head}| {name} | | skipped: {why} | | | | | | |")
-        for name, why in row.get("failed_sides", {}).items():
-            lines.append(f"{head}| {name} | | failed: {why.replace('|', '/')} | | | | | | |")
+        for status in ("skipped", "failed"):
+            for name, why in row.get(f"{status}_sides", {}).items():
+                why = why.replace("|", "/")  # an error message must not split the table cell
+                lines.append(f"{head}| {name} | | {status}: {why} | | | | | | |")
     return lines
 
 
