@@ -44,6 +44,18 @@ def test_our_side_measured_and_tabled():
     assert "| failed | | out of memory |" in table
 
 
+def test_matmul_ceiling_measured_and_stated():
+    """The bf16 matmul rate (on a GPU, the ceiling MFU is read against) is a finite positive
+    rate here at a tiny size, and the table states it when the machine has one."""
+    rate = measure.matmul_tflops(n=64, groups=2, per_group=2)
+    assert 0 < rate < math.inf
+    report = {"command": "c", "date": "d", "reps": 1, "block_s": 0.01, "shapes": []}
+    report["machine"] = {**measure.machine(), "matmul_tflops": 788.4}
+    assert "- bf16 matmul measured on this device: 788 TFLOP/s" in measure.markdown(report)
+    report["machine"] = measure.machine()
+    assert "matmul measured" not in measure.markdown(report)
+
+
 def test_grad_accum_sets_our_micro_batches():
     """--grad-accum: our step in that many micro-batches (their losses match the whole batch's:
     tests/test_train.py)."""

@@ -302,6 +302,7 @@ def bench_shapes(
             row = budget.skipped_row(shape)
         else:
             spec = {"shape": asdict(shape), "device": device, "sides": sides, "reps": reps}
+            spec["ceiling"] = True  # the matmul rate MFU is read against, on an accelerator
             spec.update(block_s=block_s, grad_accum=grad_accum, variants=variants)
             left = budget.left()
             if left is not None and variants:
@@ -405,7 +406,31 @@ def _child_main(spec: dict[str, Any]) -> dict[str, Any]:
         spec.get("deadline"),
         spec.get("variants_deadline"),
     )
-    return {**result, "machine": machine()}
+    info = machine()
+    if spec.get("ceiling") and backend != "cpu":  # seconds at 8192^3 on a GPU, minutes on a CPU
+        info["matmul_tflops"] = matmul_tflops()
+    return {**result, "machine": info}
+
+
+def matmul_tflops(n: int = 8192, groups: int = 5, per_group: int = 10) -> float:
+    """The device's bf16 matrix-product rate on random data, TFLOP/s: the median over `groups`
+    of `per_group` products dispatched back to back (so dispatch hides behind the device),
+    after a warm-up. MFU is read against the datasheet's peak; this is what the chip gives."""
+    import jax
+    import jax.numpy as jnp
+
+    key_a, key_b = jax.random.split(jax.random.key(0))
+    a_NxN = jax.random.normal(key_a, (n, n), jnp.bfloat16)
+    b_NxN = jax.random.normal(key_b, (n, n), jnp.bfloat16)
+    matmul = jax.jit(jnp.matmul)
+    matmul(a_NxN, b_NxN).block_until_ready()
+    seconds = []
+    for _ in range(groups):
+        start = time.perf_counter()
+        outs = [matmul(a_NxN, b_NxN) for _ in range(per_group)]
+        jax.block_until_ready(outs)
+        seconds.append((time.perf_counter() - start) / per_group)
+    return 2 * n**3 / statistics.median(seconds) / 1e12
 
 
 def run_report(
@@ -467,6 +492,14 @@ def markdown(report: dict[str, Any]) -> str:
         f"- device: {m['device_kind']}; CPU: {m['cpu']}, {m['cores_available']} cores; "
         f"{m['platform']}",
         "- versions: " + ", ".join(f"{k} {v}" for k, v in m["versions"].items()),
+    ]
+    if m.get("matmul_tflops"):
+        lines.append(
+            f"- bf16 matmul measured on this device: {m['matmul_tflops']:.0f} TFLOP/s "
+            "(8192^3 on random data, scaling.perf.measure.matmul_tflops); MFU is against the "
+            "datasheet peak"
+        )
+    lines += [
         "- ours: the Trainer's jitted step (scaling.train.make_train_step), GPT-2 preset, in the "
         "micro-batches the Trainer picks (scaling.train.microbatches) unless --grad-accum sets "
         "them; peer: transformers GPT2LMHeadModel, SDPA attention, eager or torch.compile, the "
