@@ -302,8 +302,8 @@ def bench_shapes(
             row = budget.skipped_row(shape)
         else:
             spec = {"shape": asdict(shape), "device": device, "sides": sides, "reps": reps}
-            spec["ceiling"] = True  # the matmul rate MFU is read against, on an accelerator
-            spec.update(block_s=block_s, grad_accum=grad_accum, variants=variants)
+            # ceiling: the matmul rate MFU is read against, measured on an accelerator
+            spec.update(block_s=block_s, grad_accum=grad_accum, variants=variants, ceiling=True)
             left = budget.left()
             if left is not None and variants:
                 spec["variants_deadline"] = time.time() + left / (len(shapes) - i)
