@@ -34,6 +34,7 @@ def record(task, model, arm, d_f, loss, em=0.0):
         "n_params_nonembedding": SIZES[model],
         "final_val_loss": loss,
         "task_resolution": 0.0015,
+        "task_n_eval": 2000,
         **{f"task_{m}": em for m in transfer.METRICS},
     }
 
@@ -99,12 +100,30 @@ def test_effective_data_recovers_the_law_through_noise_with_intervals_covering_i
     assert np.allclose(effective["d_t"], truth, rtol=0.25)
 
 
-def test_a_from_scratch_loss_that_does_not_fall_with_data_gives_no_d_t():
+def test_a_from_scratch_loss_that_does_not_fall_with_data_bounds_d_e_at_its_edges():
+    # From scratch the loss rises slowly with D: a fine-tuned loss below it is never reached
+    # (D_E = inf, "at least the largest D"), one above it was reached before the smallest D.
     table = known_records()
     scratch = table["init_from"].isna() & table["task"].notna()
     table.loc[scratch, "final_val_loss"] = 5.0 * table.loc[scratch, "tokens_seen"] ** 0.01
+    effective, _ = transfer.effective_data(transfer.arms(table), n_bootstrap=50)
+    assert np.isinf(effective["d_e"]).all() and effective["extrapolated"].all()
+    assert np.isinf(effective["d_e_low"]).all() and (effective["d_e_failed"] == 0).all()
+    assert (effective["scratch_d_max"] == 1.6e5).all() and (effective["scratch_d_min"] == 1e4).all()
+    table.loc[~scratch & table["task"].notna(), "final_val_loss"] = 9.0
     effective, _ = transfer.effective_data(transfer.arms(table), n_bootstrap=0)
-    assert effective["d_e"].isna().all()
+    assert (effective["d_e"] == 0.0).all()
+
+
+def test_resamples_that_cannot_be_fitted_are_counted_as_failed():
+    # Two sizes and two token counts, 4 points: many resamples draw one N or one D only.
+    table = known_records()
+    keep = ~(table["task"].notna() & table["init_from"].isna()) | (
+        (table["model"] != "l") & (table["tokens_seen"] < 1e5)
+    )
+    effective, _ = transfer.effective_data(transfer.arms(table[keep]), n_bootstrap=200)
+    assert (effective["d_e_resamples"] == 200).all()
+    assert (effective["d_e_failed"] > 20).all()
 
 
 def test_too_few_from_scratch_runs_are_reported_not_fitted():

@@ -11,8 +11,12 @@ A task study (conf/experiment/tasks*.yaml) leaves, for each model size N, task a
     L_scratch(N, D) = K * N^(-a_N) * D^(-a_D)        (least squares on log L)
 and inverted at each fine-tuned run's loss L_ft to the data D_E a from-scratch model of the same
 N would need; the effective data transferred is D_T = D_E - D_F, with an interval from refits of
-the from-scratch points resampled with replacement. The multiplicative form has no irreducible
-term on purpose: a task's answers are a function of its prompt, so its loss floor is 0.
+the from-scratch points resampled with replacement. Where the from-scratch fit does not fall with
+D, a loss below it is never reached (D_E = inf) and one above it was reached before the smallest
+D tried (D_E = 0): the limits of a flattening law, which a verdict reads as bounds at the edges of
+the from-scratch data. A resample that cannot be fitted (one N or one D drawn) is a failed one,
+counted in `d_e_failed`. The multiplicative form has no irreducible term on purpose: a task's
+answers are a function of its prompt, so its loss floor is 0.
 `transfer_law` fits D_T = k * D_F^alpha * N^beta (scaling.fit.transfer_fit).
 
 Reads records only (pandas tables from scaling.records); never imports model code.
@@ -26,6 +30,7 @@ import pandas as pd
 from scaling import fit
 from scaling.fit.bootstrap import resample_indices
 from scaling.fit.regression import log_design, lstsq
+from scaling.fit.results import interval_estimate
 
 PRETRAIN_ONLY, FINETUNED, SCRATCH = "pretrain_only", "finetuned", "scratch"
 ARMS = (PRETRAIN_ONLY, FINETUNED, SCRATCH)
@@ -61,8 +66,9 @@ def paired_table(runs: pd.DataFrame) -> pd.DataFrame:
     A fine-tuned run is paired with the pre-train-only evaluation of its own source run and
     with the from-scratch run of the same model, task, seed and D_F. Columns `<arm>_loss`
     (answer-token loss, nats) and `<arm>_<metric>` for each metric, `source_run_name`, and
-    `task_resolution`, the smallest exact-match rate the evaluation set can tell from zero.
-    From-scratch data sizes with no fine-tuned run get rows of their own.
+    `task_resolution`, the smallest exact-match rate the evaluation set can tell from zero, and
+    `task_n_eval`, the smallest evaluation set behind it. From-scratch data sizes with no
+    fine-tuned run get rows of their own.
     """
     keys = ["task", "model", "n", "seed"]
     cols = {"final_val_loss": "loss", **{f"task_{m}": m for m in METRICS}}
@@ -77,8 +83,10 @@ def paired_table(runs: pd.DataFrame) -> pd.DataFrame:
         side(PRETRAIN_ONLY, ["source_run_name"]), on=[*keys, "source_run_name"], how="left"
     )
     out = tuned.merge(side(SCRATCH, ["d_f"]), on=[*keys, "d_f"], how="outer")
-    resolution = runs.groupby("task")["task_resolution"].max().rename("task_resolution")
-    out = out.merge(resolution, left_on="task", right_index=True, how="left")
+    evaluation = runs.groupby("task").agg(
+        task_resolution=("task_resolution", "max"), task_n_eval=("task_n_eval", "min")
+    )
+    out = out.merge(evaluation, left_on="task", right_index=True, how="left")
     return out.sort_values(["task", "n", "seed", "d_f"]).reset_index(drop=True)
 
 
@@ -87,12 +95,15 @@ def _scratch_coef(n: np.ndarray, d: np.ndarray, loss: np.ndarray) -> np.ndarray:
     return lstsq(log_design(n, d), np.log(loss))
 
 
-def _invert(coef: np.ndarray, n: np.ndarray, loss: np.ndarray) -> np.ndarray:
-    """D at which the from-scratch fit reaches `loss` at size n; NaN unless loss falls with D."""
+def _invert(coef: np.ndarray, n: np.ndarray, loss: np.ndarray, d_min: float) -> np.ndarray:
+    """D at which the from-scratch fit reaches `loss` at size n. A fit that does not fall with D
+    never reaches a loss below its value at d_min (inf) and is already below a higher one (0);
+    NaN where the fit failed."""
     c0, c1, c2 = coef[..., 0:1], coef[..., 1:2], coef[..., 2:3]
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         d = np.exp((np.log(loss) - c0 - c1 * np.log(n)) / c2)
-    return np.where(c2 < 0, d, np.nan)
+        never = np.log(loss) < c0 + c1 * np.log(n) + c2 * np.log(d_min)
+    return np.where(c2 < 0, d, np.where(np.isnan(c2), np.nan, np.where(never, np.inf, 0.0)))
 
 
 def scratch_fit(runs: pd.DataFrame, task: str, n_bootstrap: int = 1000, seed: int = 0) -> dict:
@@ -107,7 +118,13 @@ def scratch_fit(runs: pd.DataFrame, task: str, n_bootstrap: int = 1000, seed: in
     coef = _scratch_coef(n, d, loss)
     idx = resample_indices(len(loss), n_bootstrap, seed)
     boot = np.stack([_scratch_coef(n[i], d[i], loss[i]) for i in idx]) if n_bootstrap else None
-    return {"coef": coef, "boot": boot, "d_max": float(d.max()), "n_points": len(loss)}
+    return {
+        "coef": coef,
+        "boot": boot,
+        "d_min": float(d.min()),
+        "d_max": float(d.max()),
+        "n_points": len(loss),
+    }
 
 
 def effective_data(
@@ -115,7 +132,9 @@ def effective_data(
 ) -> tuple[pd.DataFrame, dict[str, dict]]:
     """D_E and D_T = D_E - D_F, with intervals, for every fine-tuned run; and the fits used.
 
-    `extrapolated` marks D_E beyond the largest from-scratch D measured (the fit's extrapolation).
+    `extrapolated` marks D_E beyond the largest from-scratch D measured (the fit's extrapolation);
+    `scratch_d_min`/`scratch_d_max` are the from-scratch data's edges, beyond which D_E is only a
+    bound; `d_e_resamples`/`d_e_failed` count the refits behind the interval and those that failed.
     Tasks whose from-scratch runs cannot be fitted are skipped, with the reason in the fits dict.
     """
     rows, fits = [], {}
@@ -134,12 +153,13 @@ def effective_data(
             "n_points": law["n_points"],
         }
         n, d_f, loss = (tuned[k].to_numpy(float) for k in ("n", "d_f", "final_val_loss"))
-        d_e = _invert(c[None, :], n, loss)[0]
-        d_e_boot = _invert(law["boot"], n, loss) if law["boot"] is not None else None
+        d_e = _invert(c[None, :], n, loss, law["d_min"])[0]
+        d_e_boot = _invert(law["boot"], n, loss, law["d_min"]) if law["boot"] is not None else None
         for i, row in enumerate(tuned.itertuples()):
-            low, high = (None, None)
-            if d_e_boot is not None:
-                low, high = fit.percentile_interval(d_e_boot[:, i], level)
+            est = interval_estimate(
+                d_e[i], None if d_e_boot is None else d_e_boot[:, i], level, bounds_ok=True
+            )
+            low, high = est.ci_low, est.ci_high
             rows.append(
                 {
                     "task": task,
@@ -156,19 +176,24 @@ def effective_data(
                     "d_t_high": None if high is None else high - d_f[i],
                     "data_multiplier": d_e[i] / d_f[i],
                     "extrapolated": bool(d_e[i] > law["d_max"]),
+                    "scratch_d_min": law["d_min"],
+                    "scratch_d_max": law["d_max"],
+                    "d_e_resamples": est.n_samples,
+                    "d_e_failed": est.n_failed,
                 }
             )
     return pd.DataFrame(rows), fits
 
 
 def transfer_law(effective: pd.DataFrame, task: str, n_bootstrap: int = 1000) -> fit.FitResult:
-    """D_T = k D_F^alpha N^beta on one task's fine-tuned runs with D_T > 0."""
+    """D_T = k D_F^alpha N^beta on one task's fine-tuned runs with a finite D_T > 0."""
     if effective.empty:
         raise ValueError(f"task {task}: no fine-tuned loss could be inverted to a D_T")
-    part = effective[(effective["task"] == task) & (effective["d_t"] > 0)]
+    d_t = effective["d_t"]
+    part = effective[(effective["task"] == task) & (d_t > 0) & np.isfinite(d_t)]
     if len(part) < 4:
         raise ValueError(
-            f"task {task}: the transfer law needs >= 4 fine-tuned runs with D_T > 0, "
+            f"task {task}: the transfer law needs >= 4 fine-tuned runs with finite D_T > 0, "
             f"got {len(part)}"
         )
     return fit.transfer_fit(

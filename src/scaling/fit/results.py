@@ -12,17 +12,33 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Estimate:
-    """A point estimate and its (percentile bootstrap) interval; None where not computed."""
+    """A point estimate and its (percentile bootstrap) interval; None where not computed.
+
+    `n_samples` resamples were drawn for the interval (0: none) and `n_failed` of them gave no
+    value (a refit that did not converge, a law that does not fall); the interval is read from
+    the rest, so a verdict must check `failed_share` before trusting it."""
 
     estimate: float
     ci_low: float | None = None
     ci_high: float | None = None
+    n_samples: int = 0
+    n_failed: int = 0
+
+    @property
+    def failed_share(self) -> float:
+        return self.n_failed / self.n_samples if self.n_samples else 0.0
 
     def covers(self, value: float) -> bool:
         return self.ci_low is not None and self.ci_low <= value <= self.ci_high
 
-    def to_dict(self) -> dict[str, float | None]:
-        return {"estimate": self.estimate, "ci_low": self.ci_low, "ci_high": self.ci_high}
+    def to_dict(self) -> dict[str, float | int | None]:
+        return {
+            "estimate": self.estimate,
+            "ci_low": self.ci_low,
+            "ci_high": self.ci_high,
+            "n_samples": self.n_samples,
+            "n_failed": self.n_failed,
+        }
 
 
 @dataclass
@@ -74,23 +90,38 @@ def estimates(
     point: dict[str, float], samples: dict[str, np.ndarray] | None, level: float
 ) -> dict[str, Estimate]:
     """Estimates for each named point value, with percentile intervals from its samples."""
-    out = {}
-    for name, value in point.items():
-        low = high = None
-        if samples is not None:
-            low, high = percentile_interval(samples[name], level)
-        out[name] = Estimate(float(value), low, high)
-    return out
+    return {
+        name: interval_estimate(value, None if samples is None else samples[name], level)
+        for name, value in point.items()
+    }
+
+
+def interval_estimate(
+    point: float, samples: np.ndarray | None, level: float = 0.95, *, bounds_ok: bool = False
+) -> Estimate:
+    """`point` with the percentile interval of its bootstrap `samples`, counting the failed ones.
+
+    A NaN sample is a failed resample; so is an infinite one, unless `bounds_ok`: then +-inf is
+    a legitimate value (e.g. data a curve never reaches within the runs) and the interval is read
+    from order statistics, which need no arithmetic on infinities."""
+    if samples is None:
+        return Estimate(float(point))
+    values = np.asarray(samples, float).ravel()
+    failed = np.isnan(values) if bounds_ok else ~np.isfinite(values)
+    low, high = percentile_interval(values[~failed], level, bounds_ok=bounds_ok)
+    return Estimate(float(point), low, high, n_samples=values.size, n_failed=int(failed.sum()))
 
 
 def percentile_interval(
-    samples: np.ndarray, level: float = 0.95
+    samples: np.ndarray, level: float = 0.95, *, bounds_ok: bool = False
 ) -> tuple[float, float] | tuple[None, None]:
-    """Central percentile interval of the finite samples (None, None when there are none)."""
-    finite = np.asarray(samples, float)
-    finite = finite[np.isfinite(finite)]
-    if finite.size == 0:
+    """Central percentile interval of the finite samples (None, None when there are none); with
+    `bounds_ok`, of the non-NaN samples, +-inf included (see `interval_estimate`)."""
+    values = np.asarray(samples, float)
+    values = values[~np.isnan(values)] if bounds_ok else values[np.isfinite(values)]
+    if values.size == 0:
         return None, None
-    tail = 100 * (1 - level) / 2
-    low, high = np.percentile(finite, [tail, 100 - tail])
+    tail = (1 - level) / 2
+    method = "inverted_cdf" if bounds_ok else "linear"
+    low, high = np.quantile(values, [tail, 1 - tail], method=method)
     return float(low), float(high)
