@@ -81,7 +81,39 @@ def test_edit_distance_is_scored_with_lower_is_better():
     scores = emergence.curve_scores(falling, "edit_distance")
     assert scores["improvement"] == pytest.approx(6.0)
     assert scores["breakthroughness_ratio"] == pytest.approx(1.0)
-    assert scores["jump"] is False
+    assert scores["jump_contrast"] == pytest.approx(1.0)
+    assert scores["rises"] is True and scores["jump"] is False
+
+
+# Curves ordered by scale (token accuracy: perfect = 1) -> does it jump?
+JUMPS = [
+    pytest.param([0.0, 0.0, 0.0, 0.45, 0.9], True, id="a rise over two adjacent steps"),
+    pytest.param([0.0, 0.0, 0.9, 0.9], True, id="one step on the fewest scales that show it"),
+    pytest.param([0.0, 0.0, 0.9], False, id="3 scales: no step can be told from a rise"),
+    pytest.param([0.0, 0.25, 0.5, 0.75, 1.0], False, id="a straight line"),
+    pytest.param([0.047, 0.182, 0.5, 0.818, 0.953], False, id="a smooth sigmoid in log N"),
+    pytest.param([0.50, 0.501, 0.499, 0.500, 0.52], False, id="flat noise: too small a rise"),
+    pytest.param([0.9, 0.9, 0.0, 0.0, 0.0], False, id="a fall is no jump"),
+]
+
+
+@pytest.mark.parametrize(("curve", "jumps"), JUMPS)
+def test_a_jump_is_a_large_rise_in_at_most_two_adjacent_steps(curve, jumps):
+    assert emergence.curve_scores(np.array(curve), "token_accuracy")["jump"] is jumps
+
+
+def test_the_fewest_scales_follow_from_the_context_a_jump_needs():
+    assert emergence.Thresholds().min_scales == 4
+    assert emergence.Thresholds(context_steps=3).min_scales == 5
+    with pytest.raises(ValueError, match="context_steps"):
+        emergence.Thresholds(context_steps=0)
+
+
+def test_the_minimum_rise_is_a_share_of_the_way_to_a_perfect_score():
+    # Log prob from -8 nats: 5% of the way to 0 is 0.4 nats; edit distance from 4 tokens: 0.2.
+    assert not emergence.curve_scores(np.array([-8, -8, -8, -7.7, -7.7]), "answer_logprob")["rises"]
+    assert emergence.curve_scores(np.array([-8, -8, -8, -7.5, -7.5]), "answer_logprob")["jump"]
+    assert emergence.curve_scores(np.array([4, 4, 4, 3.7, 3.7]), "edit_distance")["jump"]
 
 
 def test_p_to_the_L_is_a_mirage():
@@ -105,23 +137,74 @@ def test_a_jump_in_per_token_accuracy_is_genuine():
     assert set(verdicts["schaeffer_verdict"]) == {emergence.GENUINE}
 
 
-def test_a_one_token_answer_does_not_emerge():
+def test_a_one_token_answer_rises_smoothly():
     # With L = 1 exact match equals per-token accuracy: the same smooth sigmoid.
     verdicts = emergence.verdict_table(ladder(smooth_per_token(), answer_len=1))
     assert not verdicts["jump_n"].any()
-    assert set(verdicts["schaeffer_verdict"]) == {emergence.NOT_EMERGENT}
+    assert set(verdicts["schaeffer_verdict"]) == {emergence.SMOOTH}
 
 
-def test_schaeffer_verdict_rules():
-    jumps = {"exact_match": True, "token_accuracy": True, "edit_distance": False}
-    assert emergence.schaeffer_verdict(jumps) == emergence.GENUINE  # half of them jump
+def scores(jump: bool, rises: bool = True, n_scales: int = 5) -> dict:
+    return {"n_scales": n_scales, "rises": rises, "jump": jump}
+
+
+# Per metric (exact match first, then continuous metrics): (jumps, rises) -> the task's verdict.
+SCHAEFFER = [
+    pytest.param(
+        {
+            "exact_match": scores(True),
+            "token_accuracy": scores(True),
+            "edit_distance": scores(False),
+        },
+        emergence.GENUINE,
+        id="half jump: genuine",
+    ),
+    pytest.param(
+        {"exact_match": scores(True), "token_accuracy": scores(False)},
+        emergence.MIRAGE,
+        id="only exact match jumps: mirage",
+    ),
+    pytest.param(
+        {"exact_match": scores(False), "token_accuracy": scores(False)},
+        emergence.SMOOTH,
+        id="exact match rises smoothly: smooth",
+    ),
+    pytest.param(
+        {"exact_match": scores(False, rises=False), "token_accuracy": scores(False)},
+        emergence.NO_RISE,
+        id="exact match does not rise",
+    ),
+    pytest.param(
+        {"exact_match": scores(True, n_scales=3), "token_accuracy": scores(True)},
+        emergence.UNDETERMINED,
+        id="too few scales",
+    ),
+    pytest.param({"exact_match": scores(True)}, emergence.UNDETERMINED, id="no continuous metric"),
+    pytest.param(
+        {"exact_match": scores(False), "token_accuracy": scores(True)},
+        emergence.MIXED,
+        id="smooth exact match, a continuous jump",
+    ),
+]
+
+
+@pytest.mark.parametrize(("task_scores", "verdict"), SCHAEFFER)
+def test_schaeffer_verdict_rules(task_scores, verdict):
+    assert emergence.schaeffer_verdict(task_scores) == verdict
+
+
+def test_genuine_share_decides_mixed():
+    task = {
+        "exact_match": scores(True),
+        "token_accuracy": scores(True),
+        "edit_distance": scores(False),
+    }
     strict = emergence.Thresholds(genuine_share=0.75)
-    assert emergence.schaeffer_verdict(jumps, thresholds=strict) == emergence.MIXED
-    assert emergence.schaeffer_verdict({"exact_match": True}) == emergence.UNDETERMINED
+    assert emergence.schaeffer_verdict(task, thresholds=strict) == emergence.MIXED
 
 
 def test_too_few_scales_give_no_verdict():
-    table = ladder(smooth_per_token()).iloc[:2]
+    table = ladder(smooth_per_token()).iloc[-3:]  # exact match rises on these 3 scales
     verdicts = emergence.verdict_table(table)
     assert set(verdicts["schaeffer_verdict"]) == {emergence.UNDETERMINED}
 
@@ -183,11 +266,14 @@ def test_du_loss_explains_a_metric_that_depends_on_loss_only():
     assert set(verdicts["du_verdict"]) == {emergence.LOSS_EXPLAINS}
     assert (verdicts["du_p_value"] > 0.05).all()
     assert (verdicts["du_rss_ratio"] > 0.7).all()
+    # The ability is a function of loss, so loss is the scale its verdict is read against.
+    assert set(verdicts["verdict_axis"]) == {"loss"}
 
 
 def test_du_detects_a_metric_that_depends_on_n_beyond_loss():
     verdicts = emergence.verdict_table(grid_runs(0.5)).set_index("metric")
     assert set(verdicts["du_verdict"]) == {emergence.SCALE_MATTERS}
+    assert set(verdicts["verdict_axis"]) == {"n"}
     assert (verdicts["du_p_value"] < 0.01).all()
     # Where the N effect is additive on the logit, log N also helps out of sample.
     assert verdicts.loc["token_accuracy", "du_cv_ratio"] < 0.5

@@ -4,7 +4,7 @@ Input: a tidy table with one row per (run, task) and one column per metric (`to_
 long table with `metric`/`value` columns into that), plus the run's N, compute C, tokens D and
 pre-training loss. Column names are a `Columns` (defaults match `scaling.records`).
 
-Three things are measured per task and metric:
+Per task and metric:
 
 1. Curves against N, against C and against pre-training loss (`curves`): the mean over runs at
    each x, ordered from least to most capable (ascending N and C, descending loss).
@@ -21,17 +21,29 @@ Three things are measured per task and metric:
    of the flat steps. Both are invariant to the metric's units, so exact match, edit distance
    and log prob are comparable. I(y) and B are as BIG-bench and Schaeffer et al. state them;
    L's root-sum-square normalisation follows the same pattern but could not be checked
-   against the appendix text here, so B alone drives the verdicts.
-3. Two verdicts:
-   - Schaeffer et al. 2023 ("Are Emergent Abilities of Large Language Models a Mirage?"): a
-     curve *jumps* when B > `Thresholds.breakthrough` * (n - 1), i.e. that many times the
-     breakthroughness of a straight line over the same scales. Exact match jumping while every
-     continuous metric (per-token accuracy, token edit distance, answer log prob, Brier) is
-     smooth is a "mirage"; the continuous metrics jumping too is "genuine".
+   against the appendix text here. Both are reported; neither decides a verdict.
+3. Whether each curve *jumps* (`curve_scores`): B over a handful of scales cannot say (on 3
+   scales B of a monotone curve lies between sqrt(2) and 2, a straight line scoring the most),
+   so a jump is read directly. The best window of up to `Thresholds.jump_width` adjacent steps
+   is found; the curve jumps when that window climbs at least `min_improvement` of the way
+   from the curve's worst value to a perfect score, and its rise per step is at least
+   `jump_contrast` times the median step outside it (a straight line scores 1). At least
+   `context_steps` steps must lie outside the window, so that a jump can be told from a steady
+   rise: `Thresholds.min_scales` follows from that, and a curve on fewer scales is undetermined.
+4. Two verdicts:
+   - Schaeffer et al. 2023 ("Are Emergent Abilities of Large Language Models a Mirage?"): exact
+     match jumping while every continuous metric (per-token accuracy, token edit distance,
+     answer log prob, Brier) is smooth is a "mirage"; the continuous metrics jumping too is
+     "genuine"; exact match rising with no metric jumping is "smooth"; exact match not rising
+     at all is "no rise" (the ability is not acquired within the scales measured).
    - Du et al. 2024 ("Understanding Emergent Abilities of Language Models from the Loss
      Perspective"): is the metric a function of pre-training loss regardless of N and D? A
      cubic spline in loss is fitted on all runs and compared, by an F-test and by
-     leave-one-out error, with the same spline plus log N and log D.
+     leave-one-out error, with the same spline plus log N and log D. Where the runs separate
+     loss from N and D and the test finds loss explains exact match, the ability's scale is its
+     pre-training loss (Du et al.'s loss threshold), so the Schaeffer verdict is read against
+     loss; otherwise against the study's own axis. One D per N cannot separate them: the test
+     is then undetermined and says so.
 
 Never imports model code (DESIGN.md): numpy, scipy and pandas only.
 """
@@ -58,12 +70,24 @@ SCORE_NAMES = (
     "breakthroughness_ratio",
     "linearity",
     "max_step_share",
+    "jump_rise",
+    "jump_steps",
+    "jump_contrast",
 )
+# The best value of each metric, towards which "the way to a perfect score" is measured.
+PERFECT = {
+    "exact_match": 1.0,
+    "token_accuracy": 1.0,
+    "edit_distance": 0.0,
+    "answer_logprob": 0.0,
+    "brier": 0.0,
+}
 
 MIRAGE = "mirage"
 GENUINE = "genuine"
 MIXED = "mixed"
-NOT_EMERGENT = "not emergent"
+SMOOTH = "smooth"
+NO_RISE = "no rise"
 UNDETERMINED = "undetermined"
 LOSS_EXPLAINS = "loss explains it"
 SCALE_MATTERS = "N/D matter beyond loss"
@@ -89,12 +113,17 @@ class Columns:
 class Thresholds:
     """Every threshold the verdicts use, with its default.
 
-    - breakthrough: a curve jumps when B > breakthrough * (n_scales - 1); 1 is a straight line.
-      Smooth sigmoids in log N score about 1-1.3; p^8 of such a sigmoid from 4 to a few
-      hundred, depending on how early the sigmoid starts (tests/test_emergence.py).
-    - min_improvement: a discrete metric must also rise by at least this much (its own units:
-      accuracy), so a flat zero curve with one stray correct answer is not a "jump".
-    - min_scales: fewer distinct scales than this give no verdict.
+    - jump_contrast: a jump's rise per step must be at least this many times the median step
+      outside it. A straight line scores 1, a smooth sigmoid in log N about 2 (2.4 over 5
+      scales; its log prob, rising then saturating, 3 over 8) and p^8 of it hundreds
+      (tests/test_emergence.py).
+    - jump_width: a jump may span up to this many adjacent steps (a rise that straddles a
+      sampled scale lands in two).
+    - context_steps: steps outside the jump that must exist to tell a jump from a steady rise;
+      `min_scales` = 2 + context_steps is the fewest scales on which a one-step jump can show.
+    - min_improvement: the jump must climb at least this share of the way from the curve's worst
+      value to a perfect score (`PERFECT`), in every metric: flat noise is not a jump, and a
+      curve whose whole improvement is below it has "no rise".
     - genuine_share: share of the continuous metrics that must jump for "genuine"; some but
       fewer is "mixed", none is "mirage".
     - du_alpha: F-test level; p < du_alpha means N/D explain what loss does not.
@@ -103,13 +132,25 @@ class Thresholds:
       N from loss in these runs, and says so.
     """
 
-    breakthrough: float = 3.0
+    jump_contrast: float = 4.0
+    jump_width: int = 2
+    context_steps: int = 2
     min_improvement: float = 0.05
-    min_scales: int = 3
     genuine_share: float = 0.5
     du_alpha: float = 0.05
     du_knots: int = 2
     collinear_r2: float = 0.99
+
+    def __post_init__(self) -> None:
+        if self.jump_width < 1 or self.context_steps < 1:
+            raise ValueError(
+                f"jump_width ({self.jump_width}) and context_steps ({self.context_steps}) "
+                "must be at least 1: a jump is a step, seen against at least one other"
+            )
+
+    @property
+    def min_scales(self) -> int:
+        return 2 + self.context_steps
 
 
 # ---------------------------------------------------------------------------------------------
@@ -225,18 +266,50 @@ def max_step_share(y: np.ndarray) -> float:
     return float(steps.max() / total) if total > 0 else 0.0
 
 
+def headroom(metric: str, values: np.ndarray) -> float:
+    """How far the curve's worst value (oriented, higher = better) lies from a perfect score."""
+    return float(oriented(metric, np.array([PERFECT[metric]]))[0] - np.min(values))
+
+
+def best_jump(y: np.ndarray, max_steps: int, min_rise: float) -> tuple[float, int, float]:
+    """(rise, steps, contrast) of the window of at most `max_steps` adjacent steps whose rise per
+    step is the largest multiple of the median |step| outside it, among windows rising at least
+    `min_rise`; (0, 0, 0) when none does. y is ordered by scale, higher = better."""
+    steps = np.diff(np.asarray(y, dtype=np.float64))
+    best = (0.0, 0, 0.0)
+    for width in range(1, max_steps + 1):
+        for start in range(len(steps) - width + 1):
+            rise = float(steps[start : start + width].sum())
+            if rise < min_rise or rise <= 0.0:
+                continue
+            outside = np.abs(np.delete(steps, np.s_[start : start + width]))
+            contrast = _ratio(rise / width, float(np.median(outside)))
+            if contrast > best[2]:
+                best = (rise, width, contrast)
+    return best
+
+
 def curve_scores(
     y: np.ndarray, metric: str, thresholds: Thresholds = Thresholds()
 ) -> dict[str, float | int | bool]:
-    """Scores of one curve (values ordered least to most capable, metric's own orientation),
-    and whether it jumps (see `Thresholds.breakthrough`, `Thresholds.min_improvement`)."""
+    """Scores of one curve (values ordered least to most capable, metric's own orientation):
+    BIG-bench's, the best jump's (`best_jump`), whether the curve rises at least
+    `min_improvement` of its headroom, and whether it jumps (module docstring, item 3)."""
     values = oriented(metric, y)
     n = len(values)
     if n < 2:
-        return {"n_scales": n, **dict.fromkeys(SCORE_NAMES, math.nan), "jump": False}
-    b = breakthroughness(values)
+        return {
+            "n_scales": n,
+            **dict.fromkeys(SCORE_NAMES, math.nan),
+            "rises": False,
+            "jump": False,
+        }
     gain = improvement(values)
-    big_enough = metric not in DISCRETE_METRICS or gain >= thresholds.min_improvement
+    min_rise = thresholds.min_improvement * headroom(metric, values)
+    max_steps = min(thresholds.jump_width, n - 1 - thresholds.context_steps)
+    rise, width, contrast = best_jump(values, max_steps, min_rise)
+    b = breakthroughness(values)
+    rises = bool(gain > 0 and gain >= min_rise)
     return {
         "n_scales": n,
         "improvement": gain,
@@ -244,12 +317,11 @@ def curve_scores(
         "breakthroughness_ratio": b / (n - 1),
         "linearity": linearity(values),
         "max_step_share": max_step_share(values),
-        "jump": bool(
-            n >= thresholds.min_scales
-            and gain > 0
-            and big_enough
-            and b > thresholds.breakthrough * (n - 1)
-        ),
+        "jump_rise": rise,
+        "jump_steps": width,
+        "jump_contrast": contrast,
+        "rises": rises,
+        "jump": bool(rises and n >= thresholds.min_scales and contrast >= thresholds.jump_contrast),
     }
 
 
@@ -258,22 +330,30 @@ def curve_scores(
 
 
 def schaeffer_verdict(
-    jumps: Mapping[str, bool],
+    scores: Mapping[str, Mapping[str, float | int | bool]],
     discrete: str = "exact_match",
     thresholds: Thresholds = Thresholds(),
 ) -> str:
-    """'not emergent' when the discrete metric does not jump; otherwise 'mirage' when no
-    continuous metric jumps, 'genuine' when at least `genuine_share` of them do, 'mixed' in
-    between, 'undetermined' without a continuous metric to compare."""
-    if not jumps.get(discrete, False):
-        return NOT_EMERGENT
-    continuous = [jumps[m] for m in CONTINUOUS_METRICS if m in jumps]
+    """One task's verdict from its curves' scores (metric -> `curve_scores`) on one axis.
+
+    'undetermined' with too few scales for a jump to show, or no continuous metric to compare;
+    'no rise' when the discrete metric does not rise by `min_improvement`; then, by the share of
+    continuous metrics that jump: with exact match jumping, 'mirage' (none), 'genuine' (at least
+    `genuine_share`) or 'mixed'; with exact match rising smoothly, 'smooth' (none) or 'mixed'."""
+    exact = scores.get(discrete)
+    if exact is None or exact["n_scales"] < thresholds.min_scales:
+        return UNDETERMINED
+    if not exact["rises"]:
+        return NO_RISE
+    continuous = [bool(scores[m]["jump"]) for m in CONTINUOUS_METRICS if m in scores]
     if not continuous:
         return UNDETERMINED
     share = float(np.mean(continuous))
-    if share == 0.0:
-        return MIRAGE
-    return GENUINE if share >= thresholds.genuine_share else MIXED
+    if exact["jump"]:
+        if share == 0.0:
+            return MIRAGE
+        return GENUINE if share >= thresholds.genuine_share else MIXED
+    return SMOOTH if share == 0.0 else MIXED
 
 
 # ---------------------------------------------------------------------------------------------
@@ -396,33 +476,33 @@ def verdict_table(
     verdict_axis: str = "n",
 ) -> pd.DataFrame:
     """One row per task x metric: emergence scores against N, C and loss (suffixes _n, _c,
-    _loss), the task's Schaeffer verdict (judged on `verdict_axis`), the metric's Du et al.
-    test against loss, and the evaluation resolution when the table has `n_examples`."""
+    _loss), the metric's Du et al. test against loss, the task's Schaeffer verdict and the axis
+    it was read on (`verdict_axis`, or loss where the Du test finds loss explains exact match),
+    and the evaluation resolution when the table has `n_examples`."""
     metrics = list(metrics) if metrics is not None else metric_columns(table)
     rows_out = []
     for task, rows in table.groupby(columns.task, sort=True):
         scores = _task_scores(rows, metrics, columns, thresholds)
-        schaeffer = _task_verdict(scores, verdict_axis, thresholds)
+        du = {m: _du_columns(rows, m, columns, thresholds) for m in metrics}
+        axis = verdict_axis
+        exact = du.get(DISCRETE_METRICS[0], {})
+        if exact.get("du_verdict") == LOSS_EXPLAINS and "loss" in scores.get(
+            DISCRETE_METRICS[0], {}
+        ):
+            axis = "loss"
+        on_axis = {m: s[axis] for m, s in scores.items() if axis in s}
+        schaeffer = schaeffer_verdict(on_axis, thresholds=thresholds)
         for metric in metrics:
             better = HIGHER_IS_BETTER.get(metric, True)
             row = {"task": task, "metric": metric, "higher_is_better": better}
-            for axis, s in scores[metric].items():
-                row.update({f"{k}_{axis}": v for k, v in s.items()})
+            for ax, s in scores[metric].items():
+                row.update({f"{k}_{ax}": v for k, v in s.items()})
             row["schaeffer_verdict"] = schaeffer
-            row.update(_du_columns(rows, metric, columns, thresholds))
+            row["verdict_axis"] = axis
+            row.update(du[metric])
             row["resolution"] = _resolution(rows, columns)
             rows_out.append(row)
     return pd.DataFrame(rows_out)
-
-
-def _task_verdict(scores: dict, axis: str, thresholds: Thresholds) -> str:
-    """Schaeffer verdict of one task on one axis; 'undetermined' without exact match on that
-    axis or with too few scales to call anything a jump."""
-    discrete = scores.get(DISCRETE_METRICS[0], {}).get(axis)
-    if discrete is None or discrete["n_scales"] < thresholds.min_scales:
-        return UNDETERMINED
-    jumps = {m: s[axis]["jump"] for m, s in scores.items() if axis in s}
-    return schaeffer_verdict(jumps, thresholds=thresholds)
 
 
 def _du_columns(rows, metric, columns, thresholds) -> dict:
@@ -453,5 +533,5 @@ def to_records(frame: pd.DataFrame) -> list[dict]:
 
 
 def thresholds_dict(thresholds: Thresholds = Thresholds()) -> dict[str, float | int]:
-    """The thresholds as a dict, for the table's caption or a results JSON."""
-    return asdict(thresholds)
+    """The thresholds as a dict (min_scales included), for a caption or a results JSON."""
+    return {**asdict(thresholds), "min_scales": thresholds.min_scales}

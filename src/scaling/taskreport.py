@@ -154,8 +154,9 @@ def effective_markdown(effective: pd.DataFrame) -> str:
             r["model"],
             r["d_f"],
             r["finetuned_loss"],
-            f"{_f(r['d_e'])} [{_f(r['d_e_low'])}, {_f(r['d_e_high'])}]"
-            + (" (extrapolated)" if r["extrapolated"] else ""),
+            (f">= {_f(r['scratch_d_max'])} (extrapolated: " if r["extrapolated"] else "")
+            + f"{_f(r['d_e'])} [{_f(r['d_e_low'])}, {_f(r['d_e_high'])}]"
+            + (")" if r["extrapolated"] else ""),
             f"{_f(r['d_t'])} [{_f(r['d_t_low'])}, {_f(r['d_t_high'])}]",
             r["data_multiplier"],
         ]
@@ -166,17 +167,19 @@ def effective_markdown(effective: pd.DataFrame) -> str:
 
 def verdict_markdown(verdicts: pd.DataFrame) -> str:
     axis = VERDICT_AXIS
-    header = ["task", "metric", "B vs C / (n-1)", "jump vs C", "jump vs N", "jump vs loss"]
-    header += ["Schaeffer verdict", "Du et al. (loss explains?)", "Du p"]
+    header = ["task", "metric", "B vs C / (n-1)", "jump contrast vs C", "jump vs C", "jump vs N"]
+    header += ["jump vs loss", "Schaeffer verdict", "read vs", "Du et al. (loss explains?)", "Du p"]
     rows = [
         [
             r["task"],
             r["metric"],
             r.get(f"breakthroughness_ratio_{axis}"),
+            r.get(f"jump_contrast_{axis}"),
             r.get(f"jump_{axis}"),
             r.get("jump_n"),
             r.get("jump_loss"),
             r["schaeffer_verdict"],
+            r["verdict_axis"],
             r["du_verdict"],
             r.get("du_p_value"),
         ]
@@ -231,10 +234,15 @@ def markdown(study: TaskStudy, command: str, plots: list[str]) -> str:
         ]
         out.append(f"- {task}: " + ", ".join(parts) + f" ({law.n_points} runs)")
     out += ["", "## Emergence", ""]
+    thresholds = emergence.Thresholds()
     out += [
         "Each metric against N, pre-training compute C and pre-training loss; B is BIG-bench's "
-        "breakthroughness over (n_scales - 1), a straight line scoring 1; a jump needs B/(n-1) > "
-        f"{emergence.Thresholds().breakthrough}. Schaeffer verdicts are judged against C.",
+        "breakthroughness over (n_scales - 1), a straight line scoring 1 (reported). A jump "
+        f"climbs at least {thresholds.min_improvement:.0%} of the way to a perfect score within "
+        f"{thresholds.jump_width} adjacent steps, at least {thresholds.jump_contrast:g}x the "
+        f"median step outside them (its contrast), on {thresholds.min_scales}+ scales. Schaeffer "
+        "verdicts are read against C, or against loss where the Du et al. test finds loss "
+        "explains exact match; with one D per N the test cannot separate loss from N.",
         "",
     ]
     for arm, table in study.verdicts.items():
