@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -13,10 +14,10 @@ from scaling import claims, records
 from scaling.config import FinetuneConfig, register_configs, to_dataclass
 from scaling.finetune import finetune
 from scaling.train import pretrain
+from scaling.verdicts import NOT_RESOLVED, OUTCOMES
 
 WIDE = ["model.name=tiny48", "model.d_model=48", "model.n_heads=2"]  # a second size
 TASK = ["task=addition1", "task.few_shot=0", "train.batch_size=8", "train.progress=off"]
-VERDICTS = (claims.SUPPORTED, claims.CONTRADICTED, claims.NOT_RESOLVED, claims.NOT_MEASURED)
 
 
 def train(out: Path, name: str, *overrides: str) -> None:
@@ -68,17 +69,21 @@ def test_ledger_has_every_claim_measured_from_the_runs(roots, tmp_path):
     claims.main(argv)
     text = out.read_text()
     assert "python -m scaling.claims --sweep=" in text  # the command that rebuilt it
-    rows = [line for line in text.splitlines() if line.startswith("| ") and "---" not in line]
+    assert "## Rules" in text and "minimum effect" in text
+    table = text[: text.index("## Notes")]
+    rows = [line for line in table.splitlines() if line.startswith("| ") and "---" not in line]
     assert [row.split(" | ")[0] for row in rows[1:]] == [f"| {k}" for k in range(1, 9)]
+    entries = json.loads((tmp_path / "claims.json").read_text())
+    assert [e["id"] for e in entries] == list(range(1, 9))
+    assert {e["verdict"] for e in entries} <= set(OUTCOMES)
+    assert {"E_known", "E_fit", "E_fit_interval"} <= set(entries[1])
     built = claims.build(roots["sweep"], roots["tasks"], roots["ablations"], n_bootstrap=50)
     for claim in built:
-        assert claim.verdict.startswith(VERDICTS) or claim.verdict.startswith(("power", "from")), (
-            claim
-        )
+        assert claim.verdict in OUTCOMES, claim
         if claim.number == 7:  # the corrupted sources were evaluated few-shot too
             assert "few-shot task skill per percent: addition1" in claim.measured
         if claim.number != 2:  # claim 2 needs the held-out check's 8+ runs
-            assert claim.verdict != claims.NOT_MEASURED, claim
+            assert not claim.reason.startswith(claims.NOT_MEASURED), claim
             assert claim.measured != "–", claim
 
 
@@ -87,16 +92,17 @@ def test_memorisation_gap_is_val_minus_train_loss_of_the_records(roots):
     gaps = sorted((table["final_val_loss"] - table["final_train_loss"]).round(3))
     claim = claims.memorisation_claim(roots["ablations"] / "memorise", claims.Rules())
     for gap in gaps:
-        assert f"{gap:+.3f}" in claim.detail
+        assert f"{gap:+.3f}" in claim.note
     assert set(table["epochs"].round(2)) == {24.0, 6.0, 1.5}  # 3072 tokens over U
 
 
 def test_missing_runs_are_reported_not_guessed(roots, tmp_path):
     built = claims.build(roots["sweep"], tmp_path / "none", None, n_bootstrap=0)
     by_number = {c.number: c for c in built}
-    assert by_number[1].verdict != claims.NOT_MEASURED
+    assert not by_number[1].reason.startswith(claims.NOT_MEASURED)
     for number in range(3, 9):
-        assert by_number[number].verdict == claims.NOT_MEASURED
+        assert by_number[number].verdict == NOT_RESOLVED
+        assert by_number[number].reason.startswith(claims.NOT_MEASURED)
         assert by_number[number].measured == "–"
 
 

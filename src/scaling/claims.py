@@ -3,44 +3,36 @@
     python -m scaling.claims --sweep runs/smoke --tasks runs/tasks --ablations runs/ablations \
         --out results/CLAIMS.md
 
-One row per claim: the experiment that tests it, the measured figure with its interval, and a
-verdict at the scale measured. Everything is recomputed from run records (never written by
-hand); a claim whose runs are missing says so instead of guessing. Verdicts use the fixed
-rules in `Rules`, stated in the ledger itself.
+One row per claim: the experiment that tests it, the measured effect with its interval, and a
+verdict at the scale measured: supported, contradicted or not resolved. Everything is
+recomputed from run records (never written by hand); a claim whose runs are missing is not
+resolved and says why. This module builds each rule's inputs from runs; the rules themselves,
+pure functions with their minimum effects, are `scaling.rules`, and the ledger prints them as a
+table. Beside the Markdown goes `claims.json`, one entry per claim.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
-import math
+import json
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-from scaling import emergence, fit, records, transfer
+from scaling import emergence, records, transfer
+from scaling import rules as claim_rules
+from scaling.fit.results import Estimate, jsonable
+from scaling.rules import BudgetRatio, Rules, SweepEvidence
 from scaling.rundir import atomic_write_text
+from scaling.verdicts import NOT_RESOLVED, OUTCOMES, Verdict, fmt, fmt_interval
 
-SUPPORTED = "supported"
-CONTRADICTED = "contradicted"
-NOT_RESOLVED = "not resolved"
-NOT_MEASURED = "not measured"
-
-
-@dataclass(frozen=True)
-class Rules:
-    """The thresholds behind every verdict (printed in the ledger)."""
-
-    heldout_error: float = 0.05  # a power law "predicts" when held-out mean |rel. error| is below
-    chinchilla_ratio: float = 20.0  # Hoffmann et al. 2022's tokens per parameter
-    max_interval_ratio: float = 10.0  # a ratio interval wider than this factor decides nothing
-    memorisation_gap: float = 0.05  # nats: a val-train gap this large counts as memorising
-    trend_rho: float = 0.8  # Spearman rho for "rises with" / "falls with"
-    schedule_noise_multiple: float = 2.0  # schedule spread must beat this x the seed spread
+NOT_MEASURED = "not measured"  # a reason, never a verdict: the claim's runs are missing
 
 
 @dataclass
@@ -50,26 +42,33 @@ class Claim:
     experiment: str
     measured: str
     interval: str
-    verdict: str
-    detail: str = ""
+    verdict: str  # one of scaling.verdicts.OUTCOMES
+    reason: str  # why, in full (the ledger's notes)
+    summary: str = ""  # a few words beside the verdict in the table, e.g. per task
+    note: str = ""  # context for reading the figures
+    extra: dict[str, Any] = field(default_factory=dict)  # further figures for claims.json
 
-
-def _f(x: float | None, digits: int = 3) -> str:
-    if x is None or (isinstance(x, float) and not math.isfinite(x)):
-        return "–"
-    return f"{x:.{digits}g}"
-
-
-def _f4(x: float) -> str:
-    return _f(x, 4)
-
-
-def _ci(low: float | None, high: float | None) -> str:
-    return f"[{_f(low)}, {_f(high)}]" if low is not None else "–"
+    def __post_init__(self) -> None:
+        if self.verdict not in OUTCOMES:
+            raise ValueError(f"claim {self.number}: verdict {self.verdict!r} not in {OUTCOMES}")
 
 
 def _missing(number: int, claim: str, experiment: str, why: str) -> Claim:
-    return Claim(number, claim, experiment, "–", "–", NOT_MEASURED, why)
+    return Claim(number, claim, experiment, "–", "–", NOT_RESOLVED, f"{NOT_MEASURED}: {why}")
+
+
+def _from_verdict(
+    number: int,
+    claim: str,
+    experiment: str,
+    measured: str,
+    interval: str,
+    verdict: Verdict,
+    **kwargs: Any,
+) -> Claim:
+    return Claim(
+        number, claim, experiment, measured, interval, verdict.verdict, verdict.reason, **kwargs
+    )
 
 
 # ---------------------------------------------------------------------------------- 1 and 2
@@ -78,78 +77,127 @@ C1 = "More parameters give lower loss (at fixed data, and at compute-optimal dat
 C2 = "Loss falls as a power law in N and D; compute-optimal training uses ~20 tokens/parameter"
 
 
+def sweep_evidence(study: Any, fits: Any) -> SweepEvidence:
+    """Claims 1 and 2's evidence from a sweep report's `Study` and `Fits` (scaling.report):
+    alpha and beta from Approach 3, the held-out error, and tokens per parameter at each budget
+    inside the swept range, from the IsoFLOP minima of Approach 2 where fitted, else from
+    Approach 3's frontier at the report's budgets that lie inside the runs' compute."""
+    a3 = fits.results["approach3"]
+    held = fits.results.get("heldout")
+    p = study.points
+    best = p.loc[p.groupby("D")["loss"].idxmin()]
+    a2 = fits.results.get("approach2")
+    if a2 is not None:
+        source = "Approach 2 IsoFLOP minima"
+        ratios = tuple(_isoflop_ratio(row) for row in a2.derived["isoflop_minima"])
+    else:
+        source = "Approach 3 frontier, budgets inside the runs' compute"
+        ratios = tuple(
+            _frontier_ratio(row, p)
+            for row in a3.derived.get("frontier", [])
+            if p["C"].min() <= row["C"] <= p["C"].max()
+        )
+    return SweepEvidence(
+        fit="Approach 3 (E free)",
+        alpha=a3.params["alpha"],
+        beta=a3.params["beta"],
+        heldout_error=None if held is None else held.mean_abs_rel_error,
+        ratio_source=source,
+        ratios=ratios,
+        E_known=study.entropy,
+        E_fit=a3.params["E"],
+        largest_n_wins=(int((best["N"] == p["N"].max()).sum()), len(best)),
+    )
+
+
+def _isoflop_ratio(row: dict) -> BudgetRatio:
+    """D_opt/N_opt = C / (6 N_opt^2) falls as N_opt rises, so N_opt's interval ends swap."""
+    n = Estimate(**row["N_opt"])
+    c = row["C"]
+    low, high = (None, None) if n.ci_low is None else (c / 6 / n.ci_high**2, c / 6 / n.ci_low**2)
+    ratio = Estimate(c / 6 / n.estimate**2, low, high, n.n_samples, n.n_failed)
+    return BudgetRatio(c, ratio, bool(row["interior"]))
+
+
+def _frontier_ratio(row: dict, points: pd.DataFrame) -> BudgetRatio:
+    n_opt, d_opt = row["N_opt"]["estimate"], row["D_opt"]["estimate"]
+    inside = (
+        points["N"].min() <= n_opt <= points["N"].max()
+        and points["D"].min() <= d_opt <= points["D"].max()
+    )
+    return BudgetRatio(row["C"], Estimate(**row["tokens_per_param"]), bool(inside))
+
+
 def sweep_claims(root: Path | None, rules: Rules, n_bootstrap: int) -> list[Claim]:
     from scaling import report  # the sweep report's study loading and fits, reused as they are
 
-    exp = f"sweep (`{root}`), Approach 3 fit"
+    exp = f"sweep (`{root}`)"
     if root is None or not root.is_dir():
         why = f"no sweep runs ({root})"
         return [_missing(1, C1, exp, why), _missing(2, C2, exp, why)]
     study = report.load_study(root, root.name)
-    fits = report.fit_study(study, n_bootstrap=n_bootstrap, only=("approach3", "heldout"))
-    a3 = fits.results.get("approach3")
-    if a3 is None:
+    fits = report.fit_study(
+        study, n_bootstrap=n_bootstrap, only=("approach3", "approach2", "heldout")
+    )
+    if "approach3" not in fits.results:
         why = fits.skipped.get("approach3", "no Approach 3 fit")
         return [_missing(1, C1, exp, why), _missing(2, C2, exp, why)]
-    p = study.points
-    best = p.loc[p.groupby("D")["loss"].idxmin()]
-    largest_wins = int((best["N"] == p["N"].max()).sum())
-    alpha, beta = a3.params["alpha"], a3.params["beta"]
-    if alpha.ci_low is not None and alpha.ci_low > 0 and largest_wins == len(best):
-        v1 = SUPPORTED
-    elif alpha.ci_high is not None and alpha.ci_high < 0:
-        v1 = CONTRADICTED
-    else:
-        v1 = NOT_RESOLVED
-    claim1 = Claim(
+    evidence = sweep_evidence(study, fits)
+    return [claim1_row(evidence, exp, rules), claim2_row(evidence, exp, rules)]
+
+
+def claim1_row(ev: SweepEvidence, exp: str, rules: Rules) -> Claim:
+    wins = ""
+    if ev.largest_n_wins is not None:
+        wins = (
+            f"; the largest N has the lowest loss at {ev.largest_n_wins[0]} of "
+            f"{ev.largest_n_wins[1]} token counts (reported, not decisive)"
+        )
+    return _from_verdict(
         1,
         C1,
-        exp,
-        f"alpha = {_f(alpha.estimate)}; largest N has the lowest loss at {largest_wins} of "
-        f"{len(best)} token counts",
-        f"alpha {_ci(alpha.ci_low, alpha.ci_high)}",
-        v1,
-        "Compute-optimal data: along the fitted frontier L falls with N exactly when alpha > 0 "
-        "and beta > 0, so both halves rest on alpha's interval.",
+        f"{exp}, {ev.fit}",
+        f"alpha = {fmt(ev.alpha.estimate)}, beta = {fmt(ev.beta.estimate)}{wins}",
+        f"alpha {fmt_interval(ev.alpha)}; beta {fmt_interval(ev.beta)}",
+        claim_rules.claim1(ev, rules),
+        note="Along the fitted frontier L falls with N exactly when alpha > 0 and beta > 0, so "
+        "the compute-optimal half needs beta's interval above 0 too.",
     )
-    held = fits.results.get("heldout")
-    frontier = a3.derived.get("frontier", [])
-    row = frontier[-1] if frontier else None
-    ratio = fit.Estimate(**row["tokens_per_param"]) if row else None
-    parts = [f"alpha = {_f(alpha.estimate)}, beta = {_f(beta.estimate)}"]
-    if held is not None:
-        parts.append(f"held-out mean abs. rel. error {held.mean_abs_rel_error:.1%}")
-    if ratio is not None:
-        parts.append(f"tokens/parameter at C = {row['C']:.0e}: {_f(ratio.estimate)}")
-    power_ok = (
-        held is not None
-        and held.mean_abs_rel_error < rules.heldout_error
-        and all(e.ci_low is not None and e.ci_low > 0 for e in (alpha, beta))
+
+
+def claim2_row(ev: SweepEvidence, exp: str, rules: Rules) -> Claim:
+    halves = {
+        "power law": claim_rules.power_law(ev, rules),
+        "~20 tokens/param": claim_rules.tokens_per_param(ev, rules),
+    }
+    held = "–" if ev.heldout_error is None else f"{ev.heldout_error:.1%}"
+    ratios = (
+        ", ".join(
+            f"C = {b.C:.2g}: {fmt_interval(b.tokens_per_param)}{'' if b.interior else ' (edge)'}"
+            for b in ev.ratios
+        )
+        or "none inside the swept range"
     )
-    if ratio is None or ratio.ci_low is None:
-        ratio_verdict = NOT_RESOLVED
-    elif not ratio.covers(rules.chinchilla_ratio):
-        ratio_verdict = CONTRADICTED
-    elif ratio.ci_high / ratio.ci_low > rules.max_interval_ratio:
-        ratio_verdict = f"{NOT_RESOLVED} (interval too wide)"
-    else:
-        ratio_verdict = SUPPORTED
-    v2 = f"power law {SUPPORTED if power_ok else NOT_RESOLVED}; ~20 tokens/param {ratio_verdict}"
-    claim2 = Claim(
+    e_fit = ev.E_fit
+    return _from_verdict(
         2,
         C2,
-        exp + ", held-out check, compute-optimal frontier",
-        "; ".join(parts),
-        f"beta {_ci(beta.ci_low, beta.ci_high)}; tokens/param "
-        + (_ci(ratio.ci_low, ratio.ci_high) if ratio is not None else "–"),
-        v2,
-        "Power law: held-out error below "
-        f"{rules.heldout_error:.0%} and alpha, beta intervals above 0; the ratio's interval "
-        f"must hold {rules.chinchilla_ratio:g} and span less than "
-        f"{rules.max_interval_ratio:g}x to call it. "
-        "Small CPU runs are far from converged, which pushes the fitted optimum to small N.",
+        f"{exp}, {ev.fit}, held-out check; tokens/param from the {ev.ratio_source}",
+        f"held-out mean abs. rel. error {held}; alpha = {fmt(ev.alpha.estimate)}, beta = "
+        f"{fmt(ev.beta.estimate)}; E = {fmt(None if e_fit is None else e_fit.estimate)} "
+        f"(corpus entropy {fmt(ev.E_known)})",
+        f"tokens/param {ratios}",
+        claim_rules.claim2(ev, rules),
+        summary="; ".join(f"{name} {v.verdict}" for name, v in halves.items()),
+        note="Budgets beyond the swept compute are never read; a budget whose loss minimum lies "
+        "at the edge of the sizes tried is marked (edge) and calls nothing. Small CPU runs are "
+        "far from converged, which pushes the optimum to small N.",
+        extra={
+            "E_known": ev.E_known,
+            "E_fit": None if e_fit is None else e_fit.estimate,
+            "E_fit_interval": None if e_fit is None else [e_fit.ci_low, e_fit.ci_high],
+        },
     )
-    return [claim1, claim2]
 
 
 # ---------------------------------------------------------------------------------- 3, 4, 5
@@ -159,7 +207,7 @@ C4 = "Fine-tuned models beat pre-train-only models on their task at every size"
 C5 = "Abilities emerge suddenly with scale (under which metrics)"
 
 
-def task_claims(root: Path | None, n_bootstrap: int) -> list[Claim]:
+def task_claims(root: Path | None, rules: Rules, n_bootstrap: int) -> list[Claim]:
     from scaling import taskreport
 
     exp = f"task study (`{root}`): pre-train-only / fine-tuned / from scratch"
@@ -169,103 +217,105 @@ def task_claims(root: Path | None, n_bootstrap: int) -> list[Claim]:
         study = taskreport.analyse(root, n_bootstrap)
     except ValueError as err:
         return [_missing(k, c, exp, str(err)) for k, c in ((3, C3), (4, C4), (5, C5))]
-    return [_claim3(study, exp), _claim4(study, exp), _claim5(study, exp)]
+    return [
+        claim3_row(study.effective, study.transfer_laws, exp, rules),
+        claim4_row(study.paired, exp, rules),
+        claim5_row(study.verdicts, exp),
+    ]
 
 
-def _claim3(study, exp: str) -> Claim:
-    eff = study.effective.dropna(subset=["d_e"]) if len(study.effective) else study.effective
-    if eff.empty:
+def claim3_row(effective: pd.DataFrame, laws: dict, exp: str, rules: Rules) -> Claim:
+    exp += "; from-scratch fit inverted (Hernandez et al. 2021)"
+    if effective.empty:
         return _missing(3, C3, exp, "no fine-tuned loss could be inverted")
-    mult = eff["data_multiplier"]
-    low = (eff["d_e_low"] / eff["d_f"]).min()
-    high = (eff["d_e_high"] / eff["d_f"]).max()
-    extrapolated = int(eff["extrapolated"].sum())
-    per_task = ", ".join(
-        f"{t}: {_f(g['data_multiplier'].median())}x" for t, g in eff.groupby("task")
+    measured, lows, highs = [], [], []
+    for task, rows in effective.groupby("task", sort=True):
+        pairs = [claim_rules.data_multiplier(r) for r in rows.to_dict("records")]
+        points = [f"{bound}{fmt(m.estimate)}x" for m, bound in pairs]
+        measured.append(f"{task}: {', '.join(points)}")
+        lows += [m.ci_low for m, _ in pairs if m.ci_low is not None]
+        highs += [m.ci_high for m, _ in pairs if m.ci_high is not None]
+    bounded = int((effective["d_e"] > effective["scratch_d_max"]).sum())
+    failed = int(effective["d_e_failed"].sum())
+    law_text = "; ".join(
+        f"{t}: D_T = {fmt(r.value('k'))} D_F^{fmt(r.value('alpha'))} N^{fmt(r.value('beta'))}"
+        for t, r in laws.items()
     )
-    verdicts = []
-    for task, rows in eff.groupby("task"):
-        if (rows["d_e_low"] / rows["d_f"] > 1).all():
-            verdicts.append(f"{SUPPORTED} for {task}")
-        elif (rows["d_e_high"] / rows["d_f"] < 1).all():
-            verdicts.append(f"{CONTRADICTED} for {task}")
-        else:
-            verdicts.append(f"{NOT_RESOLVED} for {task}")
-    verdict = "; ".join(verdicts)
-    laws = "; ".join(
-        f"{t}: D_T = {_f(r.value('k'))} D_F^{_f(r.value('alpha'))} N^{_f(r.value('beta'))}"
-        for t, r in study.transfer_laws.items()
-    )
-    return Claim(
+    return _from_verdict(
         3,
         C3,
-        exp + "; from-scratch fit inverted (Hernandez et al. 2021)",
-        f"D_E/D_F median {_f(mult.median())}x over {len(eff)} fine-tuned runs ({per_task})",
-        f"per-run 95% CIs span {_ci(low, high)}",
-        verdict,
-        "A task is supported when every fine-tuned run's D_E interval lies above its D_F. "
-        f"{extrapolated} of {len(eff)} D_E lie beyond the largest from-scratch D (extrapolated). "
-        + (f"Transfer laws: {laws}." if laws else "No transfer law fitted."),
+        exp,
+        "D_E/D_F per fine-tuned run: " + "; ".join(measured),
+        f"per-run intervals span [{fmt(min(lows, default=None))}, {fmt(max(highs, default=None))}]",
+        claim_rules.claim3(effective, rules),
+        summary="; ".join(
+            f"{v.verdict} for {task}"
+            for task, v in claim_rules.multiplier_verdicts(effective, rules).items()
+        ),
+        note=f"{bounded} of {len(effective)} D_E lie beyond the largest from-scratch D: they "
+        f"count only as that D (≥). {failed} refits failed in all. "
+        + (f"Transfer laws: {law_text}." if law_text else "No transfer law fitted."),
     )
 
 
-def _claim4(study, exp: str) -> Claim:
-    p = study.paired.dropna(subset=["finetuned_loss", "pretrain_only_loss"])
-    if p.empty:
+def claim4_row(paired: pd.DataFrame, exp: str, rules: Rules) -> Claim:
+    gains = claim_rules.finetune_gains(paired, rules)
+    if not gains:
         return _missing(4, C4, exp, "no size with both a fine-tuned and a pre-train-only run")
-    top = p[p["d_f"] == p.groupby("task")["d_f"].transform("max")]
-    gain = top["pretrain_only_loss"] - top["finetuned_loss"]
-    by_loss = gain > 0
-    em_gain = top["finetuned_exact_match"] - top["pretrain_only_exact_match"]
-    resolved = em_gain > top["task_resolution"]
-    sizes = f"{int(by_loss.sum())} of {len(top)} (task, size) pairs"
-    if by_loss.all():
-        verdict = f"{SUPPORTED} (by answer loss)"
-    elif not by_loss.any():
-        verdict = CONTRADICTED
-    else:
-        first = top[by_loss].groupby("task")["n"].min()
-        verdict = "from N = " + ", ".join(f"{t}: {n:,.0f}" for t, n in first.items())
-    return Claim(
+    measured = "; ".join(
+        f"{task}: " + ", ".join(f"N = {n:,.0f}: {v.effect.estimate:+.3f}" for n, v in sizes.items())
+        for task, sizes in gains.items()
+    )
+    intervals = "; ".join(
+        f"{task}: " + ", ".join(fmt_interval(v.effect) for v in sizes.values())
+        for task, sizes in gains.items()
+    )
+    return _from_verdict(
         4,
         C4,
-        exp + f"; largest D_F per task ({', '.join(map(_f, top['d_f'].unique()))} tokens)",
-        f"fine-tuned answer loss below pre-train-only in {sizes} (by {gain.min():.3f} to "
-        f"{gain.max():.3f} nats); exact-match gain beyond the "
-        f"eval resolution in {int(resolved.sum())} of {len(top)}",
-        f"EM gain range {_ci(em_gain.min(), em_gain.max())}",
-        verdict,
-        "Loss is the answer-token cross-entropy on the eval split; EM resolution "
-        f"{_f(top['task_resolution'].max())}.",
+        exp + "; largest D_F per task",
+        f"answer-loss gain of fine-tuning (nats) {measured}",
+        intervals,
+        claim_rules.claim4(paired, rules),
+        summary="; ".join(_size_summary(task, sizes) for task, sizes in gains.items()),
+        note="Loss is the answer-token cross-entropy on the eval split; the interval is the "
+        "seed spread's, pooled over the task's sizes; exact match is checked on the "
+        "evaluation set (Newcombe interval).",
     )
 
 
-def _claim5(study, exp: str) -> Claim:
-    if not study.verdicts:
+def _size_summary(task: str, sizes: dict[float, Verdict]) -> str:
+    verdict = claim_rules.sizes_verdict(sizes).verdict
+    start = claim_rules.holds_from(sizes)
+    return f"{task}: {verdict}" + ("" if start is None else f", supported from N = {start:,.0f} up")
+
+
+def claim5_row(verdicts: dict[str, pd.DataFrame], exp: str) -> Claim:
+    exp += "; jumps vs compute (vs loss where Du et al.'s test allows), Schaeffer's metrics"
+    if not verdicts:
         return _missing(5, C5, exp, "no emergence table")
-    parts, jumps = [], []
-    for arm, table in study.verdicts.items():
+    labels, jumps, du = {}, [], []
+    for arm, table in verdicts.items():
         for task, rows in table.groupby("task"):
-            parts.append(f"{task} ({arm}): {rows['schaeffer_verdict'].iloc[0]}")
-            jumped = rows[rows["jump_c"].fillna(False).astype(bool)]["metric"].tolist()
-            jumps.append(f"{task} ({arm}): {', '.join(jumped) or 'none'}")
-    seen = {v for t in study.verdicts.values() for v in t["schaeffer_verdict"]}
-    if emergence.GENUINE in seen:
-        verdict = f"{SUPPORTED} (a jump that continuous metrics show too)"
-    elif emergence.MIRAGE in seen:
-        verdict = f"{CONTRADICTED} (exact match jumps, continuous metrics do not: a mirage)"
-    else:
-        verdict = f"{NOT_RESOLVED} ({', '.join(sorted(seen))})"
-    n_scales = max(int(t.get("n_scales_c", pd.Series([0])).max()) for t in study.verdicts.values())
-    return Claim(
+            axis = rows["verdict_axis"].iloc[0]
+            unit = f"{task} ({arm}, vs {axis})"
+            labels[unit] = rows["schaeffer_verdict"].iloc[0]
+            jumped = rows[rows[f"jump_{axis}"].fillna(False).astype(bool)]["metric"].tolist()
+            jumps.append(f"{unit}: {', '.join(jumped) or 'none'}")
+            exact = rows[rows["metric"] == "exact_match"]
+            if len(exact):
+                du.append(f"{unit}: {exact['du_verdict'].iloc[0]} ({exact['du_reason'].iloc[0]})")
+    n_scales = max(int(t["n_scales_c"].max()) for t in verdicts.values())
+    return _from_verdict(
         5,
         C5,
-        exp + "; BIG-bench breakthroughness vs compute, Schaeffer and Du verdicts",
-        "; ".join(parts),
-        f"metrics that jump vs compute: {'; '.join(jumps)}",
-        verdict,
-        f"At most {n_scales} compute scales per curve; see results/tasks/README.md for every "
-        "score and the Du et al. test.",
+        exp,
+        "; ".join(f"{unit}: {label}" for unit, label in labels.items()),
+        f"metrics that jump: {'; '.join(jumps)}",
+        claim_rules.claim5(labels),
+        note=f"At most {n_scales} compute scales per curve ({emergence.Thresholds().min_scales} "
+        f"needed for a jump to show). Du et al.: {'; '.join(du)}. See results/tasks/README.md "
+        "for every score.",
     )
 
 
@@ -284,41 +334,35 @@ def _completed(root: Path) -> pd.DataFrame:
 def memorisation_claim(root: Path, rules: Rules) -> Claim:
     exp = f"repeated data (`experiment=ablation_memorise`, {root})"
     runs = _completed(root)
-    if len(runs) < 3:
-        return _missing(6, C6, exp, f"{len(runs)} completed runs under {root}")
-    ratio = runs["n_params_nonembedding"] / runs["unique_tokens"]
-    gap = runs["final_val_loss"] - runs["final_train_loss"]
-    rho = stats.spearmanr(ratio, gap).statistic
-    i_max = int(np.argmax(ratio.to_numpy()))
-    big = gap.iloc[i_max]
-    if rho >= rules.trend_rho and big >= rules.memorisation_gap:
-        verdict = SUPPORTED
-    elif rho <= -rules.trend_rho:
-        verdict = CONTRADICTED
-    else:
-        verdict = NOT_RESOLVED
+    if runs.empty:
+        return _missing(6, C6, exp, f"no completed runs under {root}")
+    ratio = (runs["n_params_nonembedding"] / runs["unique_tokens"]).to_numpy(float)
+    gap = (runs["final_val_loss"] - runs["final_train_loss"]).to_numpy(float)
+    verdict = claim_rules.claim6(ratio, gap, rules)
     table = ", ".join(f"N/U={r:.2g}: {g:+.3f}" for r, g in sorted(zip(ratio, gap, strict=True)))
-    return Claim(
+    i_max = int(np.argmax(ratio))
+    return _from_verdict(
         6,
         C6,
         exp,
-        f"val - train loss {big:+.3f} nats at the largest N/U = {ratio.iloc[i_max]:.2g}; "
-        f"Spearman rho(gap, N/U) = {rho:.2f}",
-        f"gap range {_ci(gap.min(), gap.max())} over {len(runs)} runs",
+        f"val - train loss {gap[i_max]:+.3f} nats at the largest N/U = {ratio[i_max]:.2g}, "
+        f"{gap[int(np.argmin(ratio))]:+.3f} at the smallest",
+        "gap rise "
+        + ("–" if verdict.effect is None else fmt_interval(verdict.effect))
+        + f" over {len(runs)} runs",
         verdict,
-        f"U = unique training tokens (data.unique_tokens). Gaps: {table}.",
+        note=f"U = unique training tokens (data.unique_tokens). Gaps: {table}.",
     )
 
 
-def corruption_claim(root: Path, eval_root: Path) -> Claim:
+def corruption_claim(root: Path, eval_root: Path, rules: Rules) -> Claim:
     exp = f"noise rows (`experiment=ablation_corrupt`, `ablation_corrupt_eval`, {root})"
     runs = _completed(root)
-    if len(runs) < 2 or "data_corrupt_fraction" not in runs:
+    if runs.empty or "data_corrupt_fraction" not in runs:
         return _missing(7, C7, exp, f"{len(runs)} completed runs under {root}")
     frac = runs["data_corrupt_fraction"].fillna(0).astype(float).to_numpy()
     loss = runs["final_val_loss"].to_numpy(float)
-    slope, intercept, *_ = stats.linregress(frac * 100, loss)
-    clean = intercept
+    verdict = claim_rules.claim7(frac, loss, rules)
     skill = ""
     evals = transfer.arms(_completed(eval_root)) if eval_root.is_dir() else pd.DataFrame()
     if len(evals):
@@ -327,22 +371,27 @@ def corruption_claim(root: Path, eval_root: Path) -> Claim:
         per = evals.groupby(["task", "frac"])[["task_token_accuracy", "task_answer_logprob"]]
         pieces = []
         for task, rows in per.mean().reset_index().groupby("task"):
+            if rows["frac"].nunique() < 2:
+                continue
             s_acc = stats.linregress(rows["frac"] * 100, rows["task_token_accuracy"]).slope
             s_lp = stats.linregress(rows["frac"] * 100, rows["task_answer_logprob"]).slope
             pieces.append(f"{task}: tok acc {s_acc:+.2g}/%, answer log p {s_lp:+.2g}/%")
-        skill = "; few-shot task skill per percent: " + "; ".join(pieces)
-    ordered = loss[np.argsort(frac)]
-    rising = np.all(np.diff(ordered) > 0)
-    verdict = SUPPORTED if slope > 0 and rising else NOT_RESOLVED
-    return Claim(
+        if pieces:
+            skill = "; few-shot task skill per percent: " + "; ".join(pieces)
+    order = np.argsort(frac)
+    return _from_verdict(
         7,
         C7,
         exp,
-        f"clean val loss +{slope:.3g} nats per percent of rows corrupted "
-        f"({slope / clean:.2%} of the clean loss per percent){skill}",
-        f"fractions {sorted(set(frac.tolist()))}, losses {', '.join(map(_f4, ordered))}",
+        f"clean val loss {fmt(verdict.effect.estimate if verdict.effect else None)} nats per "
+        f"percent of rows corrupted{skill}",
+        ("–" if verdict.effect is None else fmt_interval(verdict.effect))
+        + f"; fractions {sorted(set(frac.tolist()))}, losses "
+        + ", ".join(fmt(x, 4) for x in loss[order]),
         verdict,
-        "Corrupted rows are uniform random bytes; validation stays clean. One seed per fraction.",
+        note="Corrupted rows are uniform random bytes; validation stays clean. The verdict rests "
+        "on the loss; task skill is reported, not decided (few-shot skill of tiny models sits "
+        "at the evaluation's resolution).",
     )
 
 
@@ -351,26 +400,19 @@ def schedule_claim(root: Path, rules: Rules) -> Claim:
     runs = _completed(root)
     if runs.empty or runs["schedule"].nunique() < 2:
         return _missing(8, C8, exp, f"{len(runs)} completed runs under {root}")
+    verdict = claim_rules.claim8(runs["schedule"], runs["final_val_loss"].astype(float), rules)
     by = runs.groupby("schedule")["final_val_loss"]
-    means, spread = by.mean(), by.agg(lambda x: x.max() - x.min())
-    noise = float(spread.max()) if (by.size() > 1).any() else math.nan
-    gap = float(means.max() - means.min())
-    if not math.isfinite(noise):
-        verdict = NOT_RESOLVED
-    elif gap > rules.schedule_noise_multiple * noise:
-        verdict = f"{SUPPORTED}: {means.idxmin()} best"
-    else:
-        verdict = f"{NOT_RESOLVED} (within seed noise)"
-    return Claim(
+    seeds = sorted({int(by.size().min()), int(by.size().max())})
+    return _from_verdict(
         8,
         C8,
         exp,
-        ", ".join(f"{s} {m:.4f}" for s, m in means.sort_values().items())
-        + f" (mean final val loss over {int(by.size().min())} seeds)",
-        f"schedule spread {gap:.4f} vs seed spread {_f(noise)}",
+        ", ".join(f"{s} {m:.4f}" for s, m in by.mean().sort_values().items())
+        + f" (mean final val loss over {'-'.join(map(str, seeds))} seeds)",
+        "worst - best " + ("–" if verdict.effect is None else fmt_interval(verdict.effect)),
         verdict,
-        f"A schedule effect must exceed {rules.schedule_noise_multiple:g}x the largest seed "
-        "spread within a schedule.",
+        note="The interval is the seed spread's, pooled over schedules, Bonferroni-corrected for "
+        "picking the best and worst after the fact.",
     )
 
 
@@ -381,10 +423,11 @@ def build(
     sweep: Path | None,
     tasks: Path | None,
     ablations: Path | None,
-    rules: Rules = Rules(),
+    rules: Rules | None = None,
     n_bootstrap: int = 1000,
 ) -> list[Claim]:
-    claims = sweep_claims(sweep, rules, n_bootstrap) + task_claims(tasks, n_bootstrap)
+    rules = rules or Rules()
+    claims = sweep_claims(sweep, rules, n_bootstrap) + task_claims(tasks, rules, n_bootstrap)
     if ablations is None:
         why = "no ablation runs (--ablations)"
         exps = ("ablation_memorise", "ablation_corrupt", "ablation_schedule")
@@ -394,7 +437,7 @@ def build(
         ]
     return claims + [
         memorisation_claim(ablations / "memorise", rules),
-        corruption_claim(ablations / "corrupt", ablations / "corrupt_eval"),
+        corruption_claim(ablations / "corrupt", ablations / "corrupt_eval", rules),
         schedule_claim(ablations / "schedule", rules),
     ]
 
@@ -405,19 +448,39 @@ def markdown(claims: list[Claim], command: str, rules: Rules) -> str:
         "",
         f"Rebuilt by `{command}` on {dt.date.today().isoformat()} from run records; never "
         "edited by hand. Verdicts hold at the scale measured (tiny models on a CPU unless the "
-        "experiment says otherwise), not beyond it.",
+        "experiment says otherwise), not beyond it. Each is supported, contradicted or not "
+        "resolved by the rules below; the notes say why.",
         "",
         "| # | claim | experiment | measured | interval | verdict |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
     for c in claims:
-        cells = [str(c.number), c.claim, c.experiment, c.measured, c.interval, c.verdict]
+        verdict = f"**{c.verdict}**" + (f" ({c.summary})" if c.summary else "")
+        cells = [str(c.number), c.claim, c.experiment, c.measured, c.interval, verdict]
         out.append("| " + " | ".join(x.replace("|", "/") for x in cells) + " |")
     out += ["", "## Notes", ""]
-    out += [f"{c.number}. {c.detail}" for c in claims if c.detail]
-    out += ["", "## Verdict rules", ""]
-    out += [f"- `{k}` = {v}" for k, v in asdict(rules).items()]
+    out += [
+        f"{c.number}. {c.verdict}: {c.reason}." + (f" {c.note}" if c.note else "") for c in claims
+    ]
+    out += ["", "## Rules", "", claim_rules.rules_table(rules, emergence.Thresholds())]
     return "\n".join(out) + "\n"
+
+
+def to_json(claims: list[Claim]) -> str:
+    """claims.json: one entry per claim, its verdict one of the three outcomes."""
+    entries = [
+        {
+            "id": c.number,
+            "claim": c.claim,
+            "verdict": c.verdict,
+            "measured": c.measured,
+            "interval": c.interval,
+            "reason": c.reason,
+            **c.extra,
+        }
+        for c in claims
+    ]
+    return json.dumps(jsonable(entries), indent=2, ensure_ascii=False) + "\n"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -435,6 +498,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.out, markdown(claims, command, Rules()))
+    atomic_write_text(args.out.with_name("claims.json"), to_json(claims))
     print(args.out)
 
 
