@@ -1,13 +1,23 @@
-"""Shared fixtures: tiny configs composed through the real Hydra config tree."""
+"""Shared fixtures: tiny configs composed through the real Hydra config tree; the Hypothesis
+profile (derandomized where CI is set, so that a property test never fails CI by chance)."""
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
+from hypothesis import settings
 
 from scaling.config import PretrainConfig, register_configs, to_dataclass
+
+# CI draws the same examples on every run (a failure is then a regression, reproducible from
+# the log); a local run explores new ones each time (the database replays past failures).
+settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
+settings.register_profile("dev", print_blob=True)
+settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF_DIR = ROOT / "conf"
@@ -26,6 +36,10 @@ TINY = [
     "train.ckpt_every=8",
     "train.progress=off",
 ]
+
+# What a library may print on a default run that the researcher should never see: warnings of
+# any kind (numpy's RuntimeWarning included), JAX's note on a missing TPU, orbax's read-only note.
+NOISE = re.compile(r"warn|Unable to initialize backend|read only|Traceback", re.IGNORECASE)
 
 
 def compose_config(overrides: list[str]) -> PretrainConfig:

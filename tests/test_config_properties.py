@@ -42,10 +42,16 @@ VALUES = {
 REJECTED = (ConfigError, OmegaConfBaseException, ConfigCompositionException)
 
 
-def _compose(overrides: list[str]):
+@pytest.fixture(scope="module")
+def hydra_conf():
+    """Hydra initialised once for the module: per example it would cost most of the test."""
     register_configs()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return validate(to_dataclass(compose("pretrain", overrides=overrides)))
+        yield
+
+
+def _compose(overrides: list[str]):
+    return validate(to_dataclass(compose("pretrain", overrides=overrides)))
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -54,7 +60,7 @@ def _compose(overrides: list[str]):
         lambda keys: st.fixed_dictionaries({k: VALUES[k] for k in sorted(keys)})
     )
 )
-def test_every_override_combination_builds_or_names_a_key(drawn):
+def test_every_override_combination_builds_or_names_a_key(hydra_conf, drawn):
     overrides = ["model=tiny", *(f"{k}={v}" for k, v in drawn.items())]
     try:
         cfg = _compose(overrides)
@@ -69,7 +75,19 @@ def test_every_override_combination_builds_or_names_a_key(drawn):
     assert n_params == counts.total
 
 
+def test_an_odd_head_dim_names_the_keys_the_user_set(hydra_conf):
+    # Hypothesis once drew this: rope came from the llama preset, so the error must name the
+    # width, the heads and the arch, not model.position, which the user never set.
+    with pytest.raises(ConfigError) as err:
+        _compose(["model=tiny", "model.arch=llama", "model.d_model=2"])
+    message = str(err.value)
+    assert "model.d_model=2" in message and "model.n_heads=2" in message
+    assert "model.arch=llama" in message and "model.position" not in message
+    with pytest.raises(ConfigError, match="model.position=rope"):
+        _compose(["model=tiny", "model.position=rope", "model.d_model=6", "model.n_heads=6"])
+
+
 @pytest.mark.parametrize("name", ["../escape", "a/b", ".", "..", ".hidden", ""])
-def test_run_names_that_could_leave_out_dir_are_rejected(name):
+def test_run_names_that_could_leave_out_dir_are_rejected(hydra_conf, name):
     with pytest.raises(ConfigError, match="run_name"):
         _compose(["model=tiny", f"run_name='{name}'"])

@@ -280,7 +280,14 @@ def validate(cfg: PretrainConfig) -> PretrainConfig:
     )
     head_dim = m.d_model // m.n_heads
     if m.position == "rope":
-        _check(head_dim % 2 == 0, f"model.position=rope needs an even head dim, got {head_dim}")
+        # Name what the user set: the width and heads, and where rope came from (an explicit
+        # model.position, or the arch preset when it was left unset).
+        rope = "model.position=rope" if cfg.model.position else f"model.arch={m.arch} (rope)"
+        _check(
+            head_dim % 2 == 0,
+            f"model.d_model={m.d_model} / model.n_heads={m.n_heads} gives head dim {head_dim}; "
+            f"{rope} needs an even head dim",
+        )
     _one_of("model.norm", m.norm, NORMS)
     _one_of("model.position", m.position, POSITIONS)
     _one_of("model.mlp", m.mlp, MLPS)
