@@ -9,22 +9,23 @@ import hydra
 from omegaconf import DictConfig
 
 from scaling import cli
-from scaling.cli import exit_if_preempted, run_entry
+from scaling.cli import exit_if_stopped, run_entry
 from scaling.config import FinetuneConfig, register_configs, run_dir_of, to_dataclass
-from scaling.finetune import finetune
 from scaling.sweep import record_failure
 
 register_configs()
 
 
 def _finetune(cfg: DictConfig) -> float | None:
+    from scaling.finetune import finetune  # here: see experiments/pretrain.py
+
     config = to_dataclass(cfg, FinetuneConfig)
     record = finetune(config)
     print(
         f"{record['status']}: {run_dir_of(config)}  final val loss {record['final_val_loss']}"
         f"  exact match {record.get('task_exact_match')}"
     )
-    exit_if_preempted(record)
+    exit_if_stopped(record, run_dir_of(config))
     return record["final_val_loss"]
 
 

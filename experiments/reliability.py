@@ -4,7 +4,6 @@ python experiments/reliability.py --out results/reliability.md
 """
 
 import argparse
-import logging
 import sys
 import tempfile
 from pathlib import Path
@@ -22,7 +21,6 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=2, help="bad inputs tried at once")
     parser.add_argument("--seed", type=int, default=0, help="picks kill steps and keys")
     args = parser.parse_args()
-    logging.getLogger("absl").setLevel(logging.ERROR)  # orbax's notes on each read-only restore
     with tempfile.TemporaryDirectory(prefix="reliability-") as tmp:
         campaign = run_campaign(
             args.work or Path(tmp),

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, TINY
+from conftest import NOISE, ROOT, TINY
+from scaling.cli import integer_overrides
+from scaling.config import ConfigError
 
 PRETRAIN = ROOT / "experiments" / "pretrain.py"
 
@@ -27,19 +29,26 @@ def run_cli(*overrides: str, cwd: Path) -> subprocess.CompletedProcess:
     )
 
 
-def test_tiny_pretrain_from_the_command_line(tmp_path):
-    result = run_cli(*TINY, "out_dir=out", "run_name=cli", cwd=tmp_path)
+def test_tiny_default_run_from_the_command_line_is_quiet(tmp_path):
+    # The tiny run with the default progress (lines, outside a terminal); tokens as 3.072e3.
+    settings = [o for o in TINY if not o.startswith(("train.progress", "train.tokens"))]
+    result = run_cli(*settings, "train.tokens=3.072e3", "out_dir=out", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    run_dir = tmp_path / "out" / "cli"
+    run_dir = tmp_path / "out" / "tiny-synthetic-D3072-s0"  # an integer, as if typed 3072
     record = json.loads((run_dir / "record.json").read_text())
-    assert record["status"] == "completed"
+    assert record["status"] == "completed" and record["tokens_target"] == 3072
+    # No warnings, on stderr nor on stdout (Hydra's log): no TPU backend note, no orbax note,
+    # no numpy RuntimeWarning; stdout is the one line saying where the run is.
+    assert not NOISE.search(result.stderr), result.stderr
+    assert result.stdout.splitlines() == [
+        f"completed: {run_dir}  final val loss {record['final_val_loss']}"
+    ]
     assert {p.name for p in run_dir.iterdir()} >= {
         "config.yaml",
         "record.json",
         "metrics.jsonl",
         "ckpt",
     }
-    assert "completed" in result.stdout
     # Hydra writes nothing of its own beside the run.
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
@@ -56,6 +65,7 @@ def test_tiny_pretrain_from_the_command_line(tmp_path):
         ("data=text", "data.paths"),
         ("data=text data.paths=[/no/such/file.txt]", "/no/such/file.txt"),
         ("train.lr=fast", "train.lr"),
+        ("train.batch_size=2.5", "train.batch_size=2.5 must be a whole number"),
         ("model.no_such_key=1", "no_such_key"),
         ("run_name=../escape", "run_name='../escape'"),
     ],
@@ -67,3 +77,36 @@ def test_bad_config_exits_with_one_line_naming_the_key(tmp_path, override, named
     assert "Traceback" not in result.stderr
     # Rejected before anything was written.
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_numbers_for_integer_settings_may_be_written_as_floats():
+    assert integer_overrides(
+        [
+            "-m",
+            "train.tokens=5e6",
+            "train.warmup_tokens=2.5e5",
+            "+train.stop_at_step=1_000",
+            "data.seq_len=1.28e2,2.56e2",
+            "hydra.sweeper.grid.tokens=[1e6,2.5e6]",
+            "train.lr=3e-3",  # a float setting: left alone
+            "hydra.sweeper.grid.budgets=[1e12]",
+            "train.tokens=x",  # a bad value: left for Hydra to refuse
+            "--cfg",
+            "job",
+        ]
+    ) == [
+        "-m",
+        "train.tokens=5000000",
+        "train.warmup_tokens=250000",
+        "+train.stop_at_step=1_000",
+        "data.seq_len=128,256",
+        "hydra.sweeper.grid.tokens=[1000000,2500000]",
+        "train.lr=3e-3",
+        "hydra.sweeper.grid.budgets=[1e12]",
+        "train.tokens=x",
+        "--cfg",
+        "job",
+    ]
+    for fractional in ("train.tokens=2.5", "hydra.sweeper.grid.tokens=[1e6,1.5]"):
+        with pytest.raises(ConfigError, match="must be a whole number"):
+            integer_overrides([fractional])

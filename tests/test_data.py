@@ -43,7 +43,8 @@ def write_docs(root: Path, n: int, size: int = 400, suffix: str = ".txt") -> lis
 
 def file_ids(tokens: np.ndarray) -> set[int]:
     text = bytes(np.asarray(tokens, dtype=np.uint8)).decode("utf-8", errors="ignore")
-    return {int(text[i + 6 : i + 8]) for i in range(len(text)) if text.startswith("<file ", i)}
+    starts = [i for i in range(len(text) - 7) if text.startswith("<file ", i)]  # whole markers
+    return {int(text[i + 6 : i + 8]) for i in starts}
 
 
 # ---------------------------------------------------------------- synthetic corpus
@@ -228,6 +229,22 @@ def test_text_corpus_splits_by_file_without_leakage(tmp_path):
         assert not np.array_equal(other.train_batch(step, 4, 16), corpus.train_batch(step, 4, 16))
 
 
+def test_text_validation_sample_covers_every_validation_file(tmp_path):
+    # 60 files of ~1 KB: the validation sample (4 batches of 4 windows of 64 tokens) is a
+    # fraction of the validation split, spread over all of its files, not the first one's.
+    write_docs(tmp_path / "data", 60, size=1000)
+    cfg = data_cfg(
+        tmp_path, corpus="text", paths=[str(tmp_path / "data" / "*.txt")], val_fraction=0.15
+    )
+    corpus = build_corpus(cfg, 0)
+    val_files = corpus.val_files
+    assert len(val_files) >= 3
+    sample = np.concatenate(corpus.val_batches(4, 4, 64))
+    assert len(sample) * 64 < corpus.describe()["val_tokens"] / 2
+    seen = set().union(*(file_ids(row) for row in sample))
+    assert {f"doc{i:02d}.txt" for i in seen} == set(val_files)
+
+
 def test_text_split_is_stable_across_builds_and_moves(tmp_path):
     write_docs(tmp_path / "a", 8)
     moved = tmp_path / "b"
@@ -321,12 +338,15 @@ def test_token_accounting_is_exact(tmp_path, steps):
     assert acc["epochs"] == pytest.approx(steps * B / windows)
 
 
-def test_val_batches_are_the_first_windows_in_order(tmp_path):
+def test_val_batches_are_windows_spread_over_the_whole_split(tmp_path):
     B, T = 2, 8
-    corpus = memmap_corpus(tmp_path, 1000, val_fraction=0.1)  # val: tokens 900..999, 12 windows
-    val = corpus.val_batches(2, B, T)
-    assert [v[:, 0].tolist() for v in val] == [[900, 908], [916, 924]]
-    assert len(corpus.val_batches(100, B, T)) == 6  # fewer when the split is small
+    corpus = memmap_corpus(tmp_path, 1000, val_fraction=0.1, seq_len=T)  # val: 900..999
+    val = corpus.val_batches(2, B, T)  # of its 12 windows
+    assert [v[:, 0].tolist() for v in val] == [[900, 924], [948, 972]]  # every 3rd window
+    assert corpus.val_batches(2, B, T)[1].tolist() == val[1].tolist()  # the same every call
+    whole = corpus.val_batches(100, B, T)  # the split holds fewer: all of its windows
+    assert np.concatenate(whole)[:, 0].tolist() == list(range(900, 996, 8))
+    assert corpus.describe()["val_windows"] == 12
     with pytest.raises(ConfigError, match="tokens.npy: the validation split has 100 tokens"):
         corpus.require(13, T)
     with pytest.raises(ConfigError, match="tokens.npy: the training split has 900 tokens"):

@@ -1,9 +1,11 @@
-"""Killed or preempted runs resume from their checkpoints and end bit-identical."""
+"""Killed, preempted or interrupted runs resume from their checkpoints and end bit-identical;
+Ctrl-C stops a sweep after saving its point, and the same command resumes it."""
 
 from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -11,86 +13,68 @@ import time
 
 import pytest
 
-from conftest import ROOT, TINY
-from scaling import rundir
-from scaling.config import run_dir_of
+from conftest import ROOT, compose_config
+from scaling import reliability, rundir
 from scaling.train import pretrain
 
-LONGER = ["train.tokens=25600", "train.ckpt_every=20", "train.eval_every=40"]  # 200 steps
+PRETRAIN = str(ROOT / "experiments" / "pretrain.py")
 
 
-def _start(out_dir, run_name):
-    return subprocess.Popen(
-        [
-            sys.executable,
-            str(ROOT / "experiments" / "pretrain.py"),
-            *TINY,
-            *LONGER,
-            f"out_dir={out_dir}",
-            f"run_name={run_name}",
-        ],
-        env={**os.environ, "JAX_PLATFORMS": "cpu"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """The campaign's fault run (120 steps, checkpoints every 10) left alone, trained here."""
+    out = tmp_path_factory.mktemp("runs")
+    cfg = compose_config([*reliability.fault_run(out, "reference-s0")])
+    assert pretrain(cfg)["status"] == "completed"
+    return out / "reference-s0"
+
+
+def test_sigkill_then_restart_matches_an_uninterrupted_run(reference):
+    (trial,) = reliability.kill_trials(reference.parent, reference, 1, random.Random(1))
+    assert trial.ok, trial.detail
+    assert "landed after step" in trial.name
+
+
+def test_signals_save_exit_with_their_status_and_resume_exactly(reference):
+    # One run stopped four times, restarted after each: SIGTERM and SIGUSR1 (preemption: exit
+    # 75, status preempted), Ctrl-C once (exit 130, interrupted, how to resume) and Ctrl-C
+    # twice (stopped at once); then finished, bit-identical to the run left alone.
+    stops = [(signal.SIGTERM, 1), (signal.SIGUSR1, 1), (signal.SIGINT, 1), (signal.SIGINT, 2)]
+    trials = reliability.signal_trials(
+        reference.parent, reference, stops, random.Random(2), "stopped"
     )
+    assert [t.kind for t in trials] == [reliability.PREEMPT] * 2 + [reliability.INTERRUPT] * 2
+    assert all(t.ok for t in trials), [(t.name, t.detail) for t in trials if not t.ok]
 
 
-def _wait_for_step(proc, run_dir, step):
+def _sweep(out_dir) -> list[str]:
+    grid = ["hydra.sweeper.grid.tokens=[25600,12800]", "hydra.sweeper.grid.group_models=1"]
+    return [sys.executable, PRETRAIN, "-m", "experiment=tiny", f"out_dir={out_dir}", *grid]
+
+
+def test_ctrl_c_stops_a_sweep_after_saving_its_point_and_a_rerun_resumes_it(tmp_path):
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    out = tmp_path / "sweep"
+    first = out / "tiny-D25600-lr0.00758-s0"  # the longest point runs first
+    proc = subprocess.Popen(_sweep(out), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
-        rows = rundir.read_metrics(run_dir) if (run_dir / "metrics.jsonl").exists() else []
-        if rows and rows[-1]["step"] >= step:
-            return True
+        if (first / rundir.METRICS_FILE).exists() and rundir.read_metrics(first):
+            proc.send_signal(signal.SIGINT)
+            break
         time.sleep(0.01)
-    return False
-
-
-def _without_time(rows):
-    return [{k: v for k, v in r.items() if k != "time"} for r in rows]
-
-
-def test_sigkill_then_restart_matches_an_uninterrupted_run(tmp_path, tiny_config):
-    reference = tiny_config(*LONGER, "run_name=reference")
-    pretrain(reference)
-
-    out_dir = tmp_path / "runs"
-    metrics = out_dir / "killed" / "metrics.jsonl"
-    proc = _start(out_dir, "killed")
-    if _wait_for_step(proc, metrics.parent, 60):
-        proc.send_signal(signal.SIGKILL)
-    assert proc.wait(timeout=60) == -signal.SIGKILL, "the run ended before it could be killed"
-    killed_at = rundir.read_metrics(metrics.parent)[-1]["step"]
-    assert json.loads((metrics.parent / "record.json").read_text())["status"] == "running"
-
-    restarted = _start(out_dir, "killed")
-    _, stderr = restarted.communicate(timeout=300)
-    assert restarted.returncode == 0, stderr
-    record = rundir.read_record(metrics.parent)
-    assert record["status"] == "completed"
-    assert 0 < record["resumed_from_step"] <= killed_at
-    assert _without_time(rundir.read_metrics(metrics.parent)) == _without_time(
-        rundir.read_metrics(run_dir_of(reference))
-    )
-
-
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGUSR1])
-def test_preemption_signal_saves_exits_75_and_resumes_exactly(tmp_path, tiny_config, sig):
-    reference = tiny_config(*LONGER, "run_name=reference")
-    pretrain(reference)
-    run_dir = tmp_path / "runs" / "preempted"
-    proc = _start(tmp_path / "runs", "preempted")
-    if _wait_for_step(proc, run_dir, 40):
-        proc.send_signal(sig)
     _, stderr = proc.communicate(timeout=120)
-    assert proc.returncode == 75, stderr  # EX_TEMPFAIL: retry me
-    record = rundir.read_record(run_dir)
-    assert record["status"] == "preempted" and sig.name in record["reason"]
-    assert (run_dir / "ckpt" / str(record["steps"])).is_dir()  # saved where it stopped
+    stderr = stderr.decode()
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr and "sweep interrupted" in stderr and "rerun" in stderr
+    record = rundir.read_record(first)
+    assert record["status"] == "interrupted"
+    assert (first / "ckpt" / str(record["steps"])).is_dir()  # saved where it stopped
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [first.name]
 
-    restarted = _start(tmp_path / "runs", "preempted")
-    _, stderr = restarted.communicate(timeout=300)
-    assert restarted.returncode == 0, stderr
-    final = rundir.read_record(run_dir)
-    assert final["status"] == "completed" and final["resumed_from_step"] == record["steps"]
-    assert final["final_val_loss"] == rundir.read_record(run_dir_of(reference))["final_val_loss"]
+    rerun = subprocess.run(_sweep(out), env=env, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stdout[-2000:] + rerun.stderr[-2000:]
+    assert "job 1 of 2" in rerun.stdout and "job 2 of 2" in rerun.stdout  # says where it is
+    records = [json.loads(p.read_text()) for p in sorted(out.glob("*/record.json"))]
+    assert [r["status"] for r in records] == ["completed", "completed"]
+    assert rundir.read_record(first)["resumed_from_step"] == record["steps"]

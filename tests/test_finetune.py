@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
 
-from conftest import CONF_DIR, ROOT, TINY, compose_config
+from conftest import CONF_DIR, NOISE, ROOT, TINY, compose_config
 from scaling import rundir
 from scaling.config import ConfigError, FinetuneConfig, register_configs, to_dataclass
 from scaling.finetune import finetune
@@ -136,6 +136,7 @@ def test_finetune_from_the_command_line(source, tmp_path):
     record = json.loads((run_dir / "record.json").read_text())
     assert record["status"] == "completed" and "task_exact_match" in record
     assert "completed" in result.stdout
+    assert not NOISE.search(result.stdout + result.stderr), result.stdout + result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
 

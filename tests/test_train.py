@@ -9,12 +9,23 @@ import numpy as np
 import pytest
 
 from scaling import rundir
-from scaling.config import ConfigError, ModelConfig, TrainConfig, run_dir_of
-from scaling.train import Plan, make_schedule, make_train_step, microbatches, pretrain
+from scaling.config import ConfigError, DataConfig, ModelConfig, TrainConfig, run_dir_of
+from scaling.data import build_corpus
+from scaling.train import (
+    VAL_ROWS,
+    Plan,
+    make_schedule,
+    make_train_step,
+    mean_and_se,
+    microbatches,
+    pretrain,
+    validation_sample,
+)
 
 
-def test_tiny_run_writes_the_run_dir(tiny_config):
-    cfg = tiny_config()
+def test_tiny_run_writes_the_run_dir(tiny_config, capsys):
+    # Progress lines as outside a terminal, as often as possible: they change nothing else.
+    cfg = tiny_config("train.progress=lines", "train.progress_every_s=1e-9")
     record = pretrain(cfg)
     run_dir = run_dir_of(cfg)
     assert record["status"] == "completed"
@@ -33,6 +44,30 @@ def test_tiny_run_writes_the_run_dir(tiny_config):
     assert record["flops_6n"] == 6 * record["n_params_nonembedding"] * record["tokens_seen"]
     assert record["compile_time_s"] > 0 and record["tokens_per_s"] > 0
     assert record["mfu"] is None  # no known peak for a CPU
+    # The validation sample is stated, and the loss comes with its standard error.
+    assert (record["val_sequences"], record["val_tokens_evaluated"]) == (2 * 16, 2 * 16 * 32)
+    assert record["final_val_loss_se"] == rows[-1]["val_loss_se"]
+    assert 0 < record["final_val_loss_se"] < 0.1 * record["final_val_loss"]
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[-1].startswith(f"{cfg.run_name}: step 24/24, ") and "val loss" in lines[-1]
+    assert len(lines) == 24  # one a step, at this interval
+
+
+def test_the_validation_sample_is_fixed_and_its_error_is_the_sequences():
+    corpus = build_corpus(DataConfig(seq_len=8), seed=0)
+    one, n = validation_sample(corpus, 3, 8, n_devices=1)
+    assert n == 3 * VAL_ROWS and [b.shape for b in one] == [(16, 9)] * 3
+    # Batches for 3 data shards: the same rows, then zero rows to fill the last batch.
+    three, m = validation_sample(corpus, 3, 8, n_devices=3)
+    assert m == n and [b.shape for b in three] == [(48, 9)]
+    np.testing.assert_array_equal(three[0][:n], np.concatenate(one))
+    assert not three[0][n:].any()
+    # The standard error of a mean over sequences, and of a ratio of answer-token sums.
+    x = np.array([1.0, 2.0, 4.0, 5.0])
+    mean, se = mean_and_se(x, np.ones(4))
+    assert mean == 3.0 and se == pytest.approx(np.std(x, ddof=1) / 2)
+    assert mean_and_se(2 * x, np.full(4, 2.0)) == pytest.approx((mean, se))
+    assert mean_and_se([1.0], [1.0]) == (1.0, None)
 
 
 def test_resume_after_stop_is_bit_identical(tiny_config):

@@ -34,7 +34,8 @@ class Checkpointer:
             create=not read_only,
             read_only=read_only,
         )
-        self._manager = ocp.CheckpointManager(self.directory, options=options)
+        with _without_read_only_note():
+            self._manager = ocp.CheckpointManager(self.directory, options=options)
         self.damaged: dict[int, str] = {}  # step -> why it could not be restored
 
     def steps(self) -> list[int]:
@@ -102,6 +103,24 @@ def _target(leaf: Any) -> jax.ShapeDtypeStruct:
         return struct
     device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
     return jax.ShapeDtypeStruct(struct.shape, struct.dtype, sharding=device)
+
+
+class _ReadOnlyNote(logging.Filter):
+    """Orbax warns "Given directory is read only" for every read-only manager: here that is how
+    another run's checkpoints are read (a fine-tune's source), on purpose, not a problem."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Given directory is read only")
+
+
+@contextlib.contextmanager
+def _without_read_only_note() -> Iterator[None]:
+    logger, note = logging.getLogger("absl"), _ReadOnlyNote()  # orbax logs through absl
+    logger.addFilter(note)
+    try:
+        yield
+    finally:
+        logger.removeFilter(note)
 
 
 @contextlib.contextmanager

@@ -36,7 +36,7 @@ ATTENTION_IMPLS = ("auto", "xla", "cudnn", "chunked")
 CORPORA = ("synthetic", "text", "pystdlib", "memmap", "hf")
 TOKENIZERS = ("byte", "bpe")
 SCHEDULES = ("cosine", "wsd", "constant")
-PROGRESS = ("auto", "on", "off")
+PROGRESS = ("auto", "bar", "lines", "off", "on")  # "on": the bar (an older name)
 PARALLEL_STRATEGIES = ("auto", "single", "dp", "fsdp")
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=+,-]*$")
 
@@ -135,13 +135,19 @@ class TrainConfig:
     eps: float = 1e-8
     grad_clip: float = 1.0  # global-norm clip; 0 disables
     eval_every: int = 50  # steps; the final step always evaluates
+    # The validation sample: this many batches of 16 sequences (scaling.train.VAL_ROWS), the
+    # same sequences for every run on a corpus and seq_len, whatever its batch_size; the record
+    # states its size (val_sequences, val_tokens_evaluated) and the loss's standard error.
     eval_batches: int = 8
     log_every: int = 10
     ckpt_every: int = 100  # steps; the final step always saves
     keep_ckpts: int = 2
     async_ckpt: bool = True
     stop_at_step: int | None = None  # stop early as if preempted (checkpoint kept, run resumable)
-    progress: str = "auto"  # auto: a bar when stderr is a terminal
+    # auto: a bar (tokens/s, loss, val loss, time left) when stderr is a terminal, else a line
+    # of the same fields every progress_every_s seconds (logs, SLURM, pipes); bar; lines; off
+    progress: str = "auto"
+    progress_every_s: float = 30.0
     seed: int = 0
 
 
@@ -350,6 +356,7 @@ def validate(cfg: PretrainConfig) -> PretrainConfig:
         )
     _one_of("train.schedule", t.schedule, SCHEDULES)
     _one_of("train.progress", t.progress, PROGRESS)
+    _positive("train.progress_every_s", t.progress_every_s)
     _check(0 <= t.min_lr_ratio <= 1, f"train.min_lr_ratio={t.min_lr_ratio} must be in [0, 1]")
     _check(0 < t.decay_fraction <= 1, f"train.decay_fraction={t.decay_fraction} must be in (0, 1]")
     _check(t.weight_decay >= 0, f"train.weight_decay={t.weight_decay} must be >= 0")

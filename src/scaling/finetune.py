@@ -54,6 +54,7 @@ from scaling.train import (
     fresh_state,
     make_optimizer,
     make_schedule,
+    mean_and_se,
     run_in_dir,
 )
 
@@ -198,6 +199,7 @@ def prepare(cfg: FinetuneConfig) -> tuple[FinetuneConfig, Source | None]:
     _check_task_fields(cfg)
     source = load_source(cfg.init_from) if cfg.init_from else None
     if source is not None:
+        build_task(cfg.task).check_source(source.config.data)  # e.g. facts of another world
         cfg = dataclasses.replace(
             cfg,
             init_from=str(source.run_dir),
@@ -274,11 +276,16 @@ def evaluate_task(eval_step: Any, params: Any, batches: list[Batch]) -> dict[str
     mask = np.concatenate([m for _, m in batches])[:, 1:]
     keep = mask.any(axis=1)  # padding rows have no answer
     pred, logprob, sum_sq, tokens, mask = (x[keep] for x in (pred, logprob, sum_sq, tokens, mask))
-    val_loss = float(-(logprob * mask).sum() / mask.sum())
+    # Mean over every answer token; its standard error with the problem as the sampled unit.
+    val_loss, se = mean_and_se(-(logprob * mask).sum(axis=1), mask.sum(axis=1))
     summary = metrics.summarise(
         metrics.per_example(pred, tokens, mask, logprob, sum_sq_prob=sum_sq)
     )
-    row: dict[str, Any] = {"val_loss": val_loss, "val_bpb": val_loss / math.log(2)}
+    row: dict[str, Any] = {
+        "val_loss": val_loss,
+        "val_loss_se": se,
+        "val_bpb": val_loss / math.log(2),
+    }
     row.update({f"task_{m}": summary[m]["mean"] for m in metrics.METRICS})
     row.update(task_n_eval=summary["n"], task_resolution=summary["resolution"])
     return row
@@ -308,6 +315,12 @@ class FinetuneTrainer(Trainer):
         cfg, src = self.cfg, (self.source.record if self.source else {})
         if cfg.train.tokens == 0:
             self.record.update(total_steps=0, warmup_steps=0)
+        # The task's whole eval set: its problems and their answer tokens (padding rows aside).
+        masks_NxTp1 = np.concatenate([np.asarray(m) for _, m in self.val_batches])[:, 1:]
+        self.record.update(
+            val_sequences=int(masks_NxTp1.any(axis=1).sum()),
+            val_tokens_evaluated=int(masks_NxTp1.sum()),
+        )
         return {
             "task": cfg.task.name,
             "task_kind": cfg.task.kind,
@@ -346,7 +359,8 @@ class FinetuneTrainer(Trainer):
         tokens = self.layout.batch_spec((t.batch_size, seq_len + 1), jnp.int32)
         mask = self.layout.batch_spec((t.batch_size, seq_len + 1), jnp.bool_)
         self.train_step = self.train_step.lower(self.state, LR_SPEC, tokens, mask).compile()
-        self.eval_step = self.eval_step.lower(self.state["params"], tokens).compile()
+        val_tokens = self.layout.batch_spec(self.val_batches[0][0].shape, jnp.int32)
+        self.eval_step = self.eval_step.lower(self.state["params"], val_tokens).compile()
         return time.perf_counter() - start
 
     def _evaluate(self) -> dict[str, Any]:
@@ -382,6 +396,7 @@ class FinetuneTrainer(Trainer):
         if evals:
             record.update({k: v for k, v in evals[-1].items() if k.startswith("task_")})
             record["final_val_loss"] = evals[-1]["val_loss"]
+            record["final_val_loss_se"] = evals[-1].get("val_loss_se")
             record["final_val_bpb"] = evals[-1]["val_bpb"]
         initial = [r for r in evals if r["step"] == 0]
         if initial:

@@ -33,12 +33,12 @@ from omegaconf import OmegaConf
 
 from scaling import rundir
 from scaling.config import ConfigError, PretrainConfig, TrainConfig, validate
+from scaling.progress import Progress
+from scaling.stop_signals import SignalWatch, end_status
 from scaling.sweep import group_key, record_failure
 from scaling.train import (
-    PreemptionWatch,
     Trainer,
     TrainState,
-    _progress_bar,
     _window,
     lr_table,
     make_train_step,
@@ -84,6 +84,7 @@ class _Run:
     pending: list[tuple[dict, int | None]] = dataclasses.field(default_factory=list)
     steady_steps: int = 0
     end: tuple[str, str | None] | None = None  # (status, reason) once it has ended
+    losses: tuple[float | None, float | None] = (None, None)  # latest logged (train, val)
     record: dict[str, Any] | None = None
 
 
@@ -110,45 +111,54 @@ class GroupTrainer:
 
     def run(self) -> list[dict[str, Any]]:
         """Train every run to its end; their records, in the order of the trainers."""
-        runs = []
-        for t in self.trainers:
-            start = t._restore()
-            t.record.update(resumed_from_step=start or None)
-            rundir.write_record(t.run_dir, {**t.record, **t._progress_fields(start)})
-            stop = min(t.plan.total_steps, t.cfg.train.stop_at_step or t.plan.total_steps)
-            run = _Run(t, start, stop, t._best_val_so_far())
-            run.pending = [(m, None) for m in t.carried]  # the steps of a window a stop cut short
-            runs.append(run)
-        wall_start = time.perf_counter()
-        self._compile_eval()
-        watch = PreemptionWatch()
-        bar = _progress_bar(
-            self.trainers[0].cfg.train.progress,
-            max(r.stop for r in runs),
-            min(r.step for r in runs),
-        )
+        runs: list[_Run] = []
+        # Watched from the start, as a single run is (Trainer.run).
+        watch = SignalWatch(on_abort=lambda: _record_abort(runs))
+        progress = None
         try:
-            self._loop(runs, watch, bar, wall_start)
+            for t in self.trainers:
+                start = t.at_step = t._restore()
+                t.record.update(resumed_from_step=start or None)
+                rundir.write_record(t.run_dir, {**t.record, **t._progress_fields(start)})
+                stop = min(t.plan.total_steps, t.cfg.train.stop_at_step or t.plan.total_steps)
+                run = _Run(t, start, stop, t._best_val_so_far())
+                # The steps of a window a stop cut short.
+                run.pending = [(m, None) for m in t.carried]
+                runs.append(run)
+            wall_start = time.perf_counter()
+            self._compile_eval()
+            first = self.trainers[0]
+            tokens_per_step = first.plan.tokens_per_step
+            progress = Progress(
+                first.cfg.train.progress,
+                first.cfg.train.progress_every_s,
+                f"{len(runs)} runs of {first.cfg.model.name}",
+                max(r.stop for r in runs),
+                min(r.step for r in runs),
+                sum(r.stop for r in runs) * tokens_per_step,
+                sum(r.step for r in runs) * tokens_per_step,
+            )
+            self._loop(runs, watch, progress, wall_start)
         except Exception as err:
-            for run in runs:
-                if run.record is None:
-                    run.record = {
-                        **run.trainer.record,
-                        "status": rundir.STATUS_FAILED,
-                        "reason": rundir.failure_reason(err),
-                    }
-                    rundir.write_record(run.trainer.run_dir, run.record)
+            ended = {id(run.trainer) for run in runs if run.record is not None}
+            for t in self.trainers:
+                if id(t) not in ended:
+                    failed = {"status": rundir.STATUS_FAILED, "reason": rundir.failure_reason(err)}
+                    rundir.write_record(t.run_dir, {**t.record, **failed})
             raise
         finally:
             watch.restore()
-            if bar is not None:
-                bar.close()
-            for run in runs:
-                if run.record is None or run.record["status"] == rundir.STATUS_FAILED:
-                    run.trainer.ckpt.close()
+            if progress is not None:
+                progress.close()
+            finalised = {id(run.trainer) for run in runs if run.record is not None}
+            for t in self.trainers:
+                if id(t) not in finalised:  # _finalise closed the others
+                    t.ckpt.close()
         return [run.record for run in runs]
 
-    def _loop(self, runs: list[_Run], watch: PreemptionWatch, bar: Any, wall_start: float) -> None:
+    def _loop(
+        self, runs: list[_Run], watch: SignalWatch, progress: Progress, wall_start: float
+    ) -> None:
         shape = (self.trainers[0].cfg.train.batch_size, self.trainers[0].cfg.data.seq_len)
         active = [r for r in runs if r.step < r.stop]
         for run in runs:
@@ -161,13 +171,18 @@ class GroupTrainer:
         for run in runs:
             run.trainer.state = None  # while training, the stacked state is the only copy
         steady_start, compile_before = None, 0.0
+        watch.poll(boundary=True)  # a signal caught before the first step stops every run there
+        if watch.signal is not None:
+            for run in active:
+                self._finalise(run, watch, None, wall_start)
+            return
         while active:
             step_fn = self._step_for(state, lr_KxS, shape)
             batch = np.stack([r.trainer.corpus.train_batch(r.step, *shape) for r in active])
             state, metrics = step_fn(state, jnp.asarray(batch), lr_KxS)
             for j, run in enumerate(active):
                 run.pending.append((metrics, j))
-                run.step += 1
+                run.step = run.trainer.at_step = run.step + 1
                 run.steady_steps += steady_start is not None
             watch.poll(boundary=True)
             if steady_start is None:
@@ -176,8 +191,8 @@ class GroupTrainer:
                 steady_start, compile_before = time.perf_counter(), self.compile_s
             for j, run in enumerate(active):
                 self._after_step(run, j, state, watch.signal)
-            if bar is not None:
-                bar.update(1)
+            progress.note(*_mean_losses(active))
+            progress.advance(1, len(active) * shape[0] * shape[1])
             ended = [r for r in active if r.end is not None]
             if not ended:
                 continue
@@ -218,6 +233,7 @@ class GroupTrainer:
                 t.state = None
                 run.best_val = min(run.best_val, row["val_loss"])
             rundir.append_metrics(t.run_dir, row)
+            run.losses = (row["train_loss"], row.get("val_loss", run.losses[1]))
         if step % every.ckpt_every == 0 or last:
             t.ckpt.save(step, take(state, j))
         if last:
@@ -226,7 +242,7 @@ class GroupTrainer:
     def _finalise(
         self,
         run: _Run,
-        watch: PreemptionWatch,
+        watch: SignalWatch,
         steady_s: float | None,
         wall_start: float,
     ) -> None:
@@ -275,11 +291,26 @@ def _own(metrics: dict, index: int | None) -> dict:
 def _end_status(step: int, total_steps: int, caught: signal.Signals | None) -> tuple:
     """(status, reason) of a run that reached its last step, as a single run words it."""
     if caught is not None:
-        reason = f"{caught.name} at step {step}; rerun the same command to resume"
-        return rundir.STATUS_PREEMPTED, reason
+        return end_status(caught, step)
     if step < total_steps:
         return rundir.STATUS_STOPPED, f"stopped at step {step} (train.stop_at_step)"
     return rundir.STATUS_COMPLETED, None
+
+
+def _mean_losses(runs: list[_Run]) -> tuple[float | None, float | None]:
+    """The mean over `runs` of their latest logged train and validation losses, for progress."""
+    losses, vals = ([r.losses[i] for r in runs if r.losses[i] is not None] for i in (0, 1))
+    return (
+        float(np.mean(losses)) if losses else None,
+        float(np.mean(vals)) if len(vals) == len(runs) else None,
+    )
+
+
+def _record_abort(runs: list[_Run]) -> None:
+    """Each unfinished run's record when a second Ctrl-C stops the group at once."""
+    for run in runs:
+        if run.record is None:
+            run.trainer._record_abort()
 
 
 def pretrain_group(cfgs: Sequence[PretrainConfig]) -> list[dict[str, Any]]:

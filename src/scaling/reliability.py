@@ -43,6 +43,7 @@ ENTRIES = {
 }
 EXIT_BAD_INPUT = 2
 EXIT_PREEMPTED = 75  # scaling.cli.EXIT_PREEMPTED
+EXIT_INTERRUPTED = 130  # scaling.stop_signals.EXIT_INTERRUPTED
 
 # A tiny model on the synthetic corpus: 2 layers of width 32, batches of 4 x 32 tokens.
 TINY = [
@@ -64,9 +65,10 @@ FAULT_RUN = [
 FAULT_STEPS = 120
 CKPT_EVERY = 10
 
-KILL, PREEMPT, CORRUPT, BAD_INPUT, CONCURRENT = (
+KILL, PREEMPT, INTERRUPT, CORRUPT, BAD_INPUT, CONCURRENT = (
     "kill (SIGKILL)",
     "preemption (SIGTERM/SIGUSR1)",
+    "Ctrl-C (SIGINT, once or twice)",
     "damaged latest checkpoint",
     "invalid input",
     "concurrent sweep writers",
@@ -238,42 +240,94 @@ def preempt_trials(
 ) -> list[Trial]:
     """Send each signal at a random step: exit 75, status preempted, a checkpoint where it
     stopped, and the next start resumes from exactly there; then finish the run and compare."""
+    return signal_trials(out_dir, reference, [(sig, 1) for sig in signals], rng, "preempted")
+
+
+def interrupt_trials(
+    out_dir: Path, reference: Path, presses: Sequence[int], rng: random.Random
+) -> list[Trial]:
+    """Press Ctrl-C (SIGINT) `presses[i]` times in a row at a random step, as a user at a
+    terminal: exit 130, no traceback, status interrupted, one line saying how to resume. Once: a
+    checkpoint where it stopped, resumed from exactly there. Twice: stopped at once, resumed
+    from a checkpoint at or before that step. Then finish the run and compare."""
+    stops = [(signal.SIGINT, n) for n in presses]
+    return signal_trials(out_dir, reference, stops, rng, "interrupted")
+
+
+# What each signal must leave: (exit status, record status).
+EXPECTED = {
+    signal.SIGTERM: (EXIT_PREEMPTED, rundir.STATUS_PREEMPTED),
+    signal.SIGUSR1: (EXIT_PREEMPTED, rundir.STATUS_PREEMPTED),
+    signal.SIGINT: (EXIT_INTERRUPTED, rundir.STATUS_INTERRUPTED),
+}
+
+
+def signal_trials(
+    out_dir: Path,
+    reference: Path,
+    stops: Sequence[tuple[signal.Signals, int]],
+    rng: random.Random,
+    prefix: str,
+) -> list[Trial]:
+    """One run stopped by each (signal, times sent) of `stops` in turn, at random steps,
+    restarted after each; then finished and compared with the reference bit for bit."""
     seed = int(reference.name.rsplit("-s", 1)[1])
-    name = f"preempted-{rng.randrange(1 << 30)}"
+    name = f"{prefix}-{rng.randrange(1 << 30)}"
     run_dir = out_dir / name
-    stops = []  # (signal, aimed step, stopped step, problems)
+    found = []  # (signal, times, aimed step, stopped step, problems)
     resumes = []  # resumed_from_step of each later start
-    for i, sig in enumerate(signals):
-        target = next_target(rng, last_step(run_dir), len(signals) - i - 1)
+    for i, (sig, times) in enumerate(stops):
+        target = next_target(rng, last_step(run_dir), len(stops) - i - 1)
         proc = start_entry("pretrain", fault_run(out_dir, name, seed), out_dir.parent)
         if wait_for_step(proc, run_dir, target):
-            proc.send_signal(sig)
+            for _ in range(times):
+                proc.send_signal(sig)
+                time.sleep(0.01)
         _, stderr = proc.communicate(timeout=300)
         record = rundir.read_record(run_dir) or {}
-        if stops:
+        if found:
             resumes.append(record.get("resumed_from_step"))
-        stopped, problems = record.get("steps"), []
-        if proc.returncode != EXIT_PREEMPTED:
-            problems.append(f"exit {proc.returncode}: {stderr.strip()[-200:]}")
-        if record.get("status") != rundir.STATUS_PREEMPTED or sig.name not in str(
-            record.get("reason")
-        ):
-            problems.append(f"status {record.get('status')!r} ({record.get('reason')})")
-        if not (run_dir / rundir.CKPT_DIR / str(stopped)).is_dir():
+        stopped = record.get("steps")
+        problems = _stop_problems(sig, proc.returncode, stderr, record)
+        if times == 1 and not (run_dir / rundir.CKPT_DIR / str(stopped)).is_dir():
             problems.append(f"no checkpoint at step {stopped}, where it stopped")
-        stops.append((sig, target, stopped, problems))
+        found.append((sig, times, target, stopped, problems))
     result = finish(out_dir, name, seed)
     resumes.append((rundir.read_record(run_dir) or {}).get("resumed_from_step"))
     diff = differences(run_dir, reference) if result.returncode == 0 else [result.stderr[-300:]]
     trials = []
-    for (sig, target, stopped, problems), resumed in zip(stops, resumes, strict=True):
-        if resumed != stopped:
+    for (sig, times, target, stopped, problems), resumed in zip(found, resumes, strict=True):
+        resumed = resumed or 0
+        # Stopped at once (a second SIGINT), it may resume from any checkpoint up to the stop
+        # (the saves in flight are lost); the comparison with the reference checks the rest.
+        at_once = times > 1 and resumed <= (stopped or 0)
+        if resumed != stopped and not at_once:
             problems.append(f"the next start resumed from step {resumed}")
-        what = f"{sig.name} to {name} aimed at step {target}: stopped and saved at step {stopped}"
-        detail = "; ".join(problems + diff) or f"exit 75, resumed from step {resumed}"
-        trials.append(Trial(PREEMPT, what, not problems and not diff, detail))
+        sent = sig.name if times == 1 else f"{times} x {sig.name}"
+        what = f"{sent} to {name} aimed at step {target}: stopped at step {stopped}"
+        done = f"exit {EXPECTED[sig][0]}, resumed from step {resumed}"
+        detail = "; ".join(problems + diff) or done
+        kind = INTERRUPT if sig == signal.SIGINT else PREEMPT
+        trials.append(Trial(kind, what, not problems and not diff, detail))
     trials[-1].lost = int(bool(diff))
     return trials
+
+
+def _stop_problems(
+    sig: signal.Signals, returncode: int, stderr: str, record: dict[str, Any]
+) -> list[str]:
+    """What is wrong with how a signal stopped a run: its exit, record and words to the user."""
+    exit_status, status = EXPECTED[sig]
+    problems = []
+    if returncode != exit_status:
+        problems.append(f"exit {returncode}: {stderr.strip()[-200:]}")
+    if record.get("status") != status or sig.name not in str(record.get("reason")):
+        problems.append(f"status {record.get('status')!r} ({record.get('reason')})")
+    if "Traceback" in stderr or "terminate called" in stderr:
+        problems.append(f"a traceback: {stderr.strip()[-200:]}")
+    if sig == signal.SIGINT and "rerun" not in stderr:
+        problems.append("no line saying how to resume")
+    return problems
 
 
 # --- damaged checkpoints -------------------------------------------------------------------------
@@ -742,6 +796,7 @@ def run_campaign(
     work: Path,
     kills: int = 5,
     preemptions: Sequence[signal.Signals] = (signal.SIGTERM, signal.SIGUSR1) * 2,
+    interrupts: Sequence[int] = (1, 2, 1, 2),
     damage: Sequence[str] = tuple(DAMAGE),
     typed: int = 6,
     jobs: int = 2,
@@ -767,6 +822,7 @@ def run_campaign(
     reference = reference_run(runs)
     stage(KILL, lambda: kill_trials(runs, reference, kills, rng))
     stage(PREEMPT, lambda: preempt_trials(runs, reference, preemptions, rng))
+    stage(INTERRUPT, lambda: interrupt_trials(runs, reference, interrupts, rng))
     stage(CORRUPT, lambda: corrupt_trials(runs, reference, damage, rng))
     cases = bad_inputs(work / "bad", reference, typed, rng)
     stage(BAD_INPUT, lambda: bad_input_trials(cases, work / "bad", jobs))
@@ -774,6 +830,7 @@ def run_campaign(
     settings = {
         "kills": kills,
         "preemptions": [s.name for s in preemptions],
+        "Ctrl-C presses per stop": list(interrupts),
         "damage modes": len(damage),
         "invalid inputs": len(cases),
         "seed": seed,
@@ -789,6 +846,9 @@ CHECKED = {
     "bit-identical (every logged loss, final parameters) to the uninterrupted run",
     PREEMPT: "exit 75, status `preempted`, checkpoint at the stopping step, next start resumes "
     "from exactly that step; finished run bit-identical",
+    INTERRUPT: "exit 130, no traceback, status `interrupted`, a line saying how to resume; once: "
+    "checkpoint at the stopping step, next start resumes from exactly it; twice: stopped at once, "
+    "next start resumes from a checkpoint at or before it; finished run bit-identical",
     CORRUPT: "rerun resumes from the previous checkpoint, damaged step set aside in "
     "`ckpt_damaged/`; finished run bit-identical",
     BAD_INPUT: "exit 2, stderr exactly one `error:` line naming the key or file, no traceback, "

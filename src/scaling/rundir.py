@@ -38,6 +38,7 @@ STATUS_FAILED = "failed"
 STATUS_DIVERGED = "diverged"
 STATUS_STOPPED = "stopped"  # stopped early on purpose (train.stop_at_step): resumable
 STATUS_PREEMPTED = "preempted"  # SIGTERM/SIGUSR1: checkpointed and stopped, resumable
+STATUS_INTERRUPTED = "interrupted"  # SIGINT (Ctrl-C): checkpointed and stopped, resumable
 
 # In a multi-process run only process 0 writes the run dir (scaling.shard turns the others off).
 _writes_enabled = True
@@ -130,12 +131,17 @@ def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
 
 
 def truncate_metrics(run_dir: Path, last_step: int) -> None:
-    """Keep only the rows up to `last_step` (the step a resumed run restarts after), less the
-    `partial` row of a stop between log rows (its steps carry over into the resumed run's row)."""
+    """Keep only the rows up to `last_step` (the step a resumed run restarts after, or the step
+    a run ended at), less the `partial` rows of stops between log rows before it: their steps
+    were carried into the row after them. The partial row at `last_step` itself is kept, so
+    that a run resumed from that checkpoint and killed before its next one can still carry its
+    steps when it is resumed from there again; the run drops it when it ends (Trainer._finish)."""
     if not _writes_enabled:
         return
     rows = [
-        r for r in read_metrics(run_dir) if r.get("step", 0) <= last_step and "partial" not in r
+        r
+        for r in read_metrics(run_dir)
+        if r.get("step", 0) <= last_step and ("partial" not in r or r["step"] == last_step)
     ]
     text = "".join(json.dumps(r) + "\n" for r in rows)
     atomic_write_text(Path(run_dir) / METRICS_FILE, text)
@@ -145,6 +151,7 @@ def truncate_metrics(run_dir: Path, last_step: int) -> None:
 _RESUMABLE_KEYS = {
     ("train", "stop_at_step"),
     ("train", "progress"),
+    ("train", "progress_every_s"),
     ("train", "async_ckpt"),
     # Microbatches change how a step is computed, not the step: the same loss and gradient up
     # to float32 rounding, as a different mesh would (its default became per-device auto).

@@ -14,10 +14,7 @@ import functools
 import logging
 import math
 import platform
-import signal
 import subprocess
-import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from importlib import metadata
@@ -29,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import nnx
+from jax.sharding import NamedSharding, PartitionSpec
 
 from scaling import accounting, rundir, shard
 from scaling.checkpoint import Checkpointer
@@ -43,6 +41,8 @@ from scaling.config import (
 from scaling.data import Corpus, build_corpus
 from scaling.loss import fused_lm_loss, lm_loss
 from scaling.model import Transformer, build_model, compute_dtype
+from scaling.progress import Progress
+from scaling.stop_signals import SignalWatch, end_status
 
 log = logging.getLogger(__name__)
 
@@ -295,16 +295,78 @@ def _train_step(
     return jax.jit(step, donate_argnums=0)
 
 
+# Sequences per validation batch, whatever the run's batch size: the validation sample (train.
+# eval_batches of these) is then the same for every run on a corpus and seq_len.
+VAL_ROWS = 16
+
+
 @functools.lru_cache(maxsize=16)  # one jitted function per model shape, as the train step
-def make_eval_step(graphdef: Any) -> Callable[[Any, jax.Array], jax.Array]:
-    loss_fn = make_loss_fn(graphdef, z_loss=0.0)
-    return jax.jit(lambda params, batch: loss_fn(params, batch)[1]["ce"])
+def make_eval_step(
+    graphdef: Any, layout: shard.Layout = shard.SINGLE
+) -> Callable[[Any, jax.Array], jax.Array]:
+    """The jitted eval(params, batch_BxTp1) -> ce_B: each sequence's mean next-token
+    cross-entropy (nats/token), from which the loss and its standard error follow.
+
+    With `model.loss_chunk_tokens` set the logits are computed for a few rows at a time (about
+    that many tokens), so the batch's whole (B, T, V) logits are never held, as in training.
+    On a mesh the result is replicated, so that every process can read all of it.
+    """
+
+    def step(params: Any, batch_BxTp1: jax.Array) -> jax.Array:
+        model = nnx.merge(graphdef, params)
+        b, tp1 = batch_BxTp1.shape
+
+        def ce(rows_RxTp1: jax.Array) -> jax.Array:
+            logits_RxTxV = model(rows_RxTp1[:, :-1]).astype(jnp.float32)
+            target_RxT = jnp.take_along_axis(logits_RxTxV, rows_RxTp1[:, 1:, None], -1)[..., 0]
+            return (jax.nn.logsumexp(logits_RxTxV, axis=-1) - target_RxT).mean(axis=1)
+
+        rows = b
+        if model.loss_chunk_tokens:
+            fit = max(1, model.loss_chunk_tokens // (tp1 - 1))
+            rows = max(r for r in range(1, b + 1) if b % r == 0 and r <= fit)
+        if rows == b:
+            return ce(batch_BxTp1)
+        return jax.lax.map(ce, batch_BxTp1.reshape(b // rows, rows, tp1)).reshape(b)
+
+    if layout.mesh is None:
+        return jax.jit(step)
+    return jax.jit(step, out_shardings=NamedSharding(layout.mesh, PartitionSpec()))
 
 
-def evaluate(eval_step: Callable, params: Any, batches: list[np.ndarray]) -> float:
-    """Mean next-token cross-entropy (nats/token) over the fixed validation batches."""
-    losses = [eval_step(params, jnp.asarray(b)) for b in batches]
-    return float(np.mean(jax.device_get(losses)))
+def evaluate(eval_step: Callable, params: Any, batches: list[Any]) -> np.ndarray:
+    """float64 (rows,): each validation sequence's mean next-token cross-entropy (nats/token)."""
+    return np.concatenate(jax.device_get([eval_step(params, b) for b in batches])).astype(float)
+
+
+def mean_and_se(sums_N: np.ndarray, counts_N: np.ndarray) -> tuple[float, float | None]:
+    """The token-weighted mean loss of N sequences (their loss sums over their token counts),
+    and its standard error with the sequence as the sampled unit (the ratio estimator's, which
+    is std/sqrt(N) when every sequence has as many tokens); None for a single sequence."""
+    sums_N, counts_N = np.asarray(sums_N, float), np.asarray(counts_N, float)
+    n, total = len(sums_N), counts_N.sum()
+    mean = float(sums_N.sum() / total)
+    if n < 2:
+        return mean, None
+    residual_N = sums_N - mean * counts_N
+    return mean, float(np.sqrt(n / (n - 1) * np.sum(residual_N**2)) / total)
+
+
+def validation_sample(corpus: Corpus, n_batches: int, seq_len: int, n_devices: int) -> tuple:
+    """(batches, n): the corpus's validation sample of `n_batches` x VAL_ROWS sequences (fewer
+    where its split is smaller), in batches whose rows divide over `n_devices` data shards; the
+    last batch is padded with rows of zeros (an empty answer mask, for a task), whose results
+    are dropped (n is the number of real sequences). A batch is an array, or a tuple (tokens,
+    answer_mask)."""
+    batches = corpus.val_batches(n_batches, VAL_ROWS, seq_len)
+    rows = VAL_ROWS * n_devices // math.gcd(VAL_ROWS, n_devices)
+    n = sum(len(jax.tree.leaves(b)[0]) for b in batches)
+    if rows == VAL_ROWS or not batches:
+        return batches, n
+    whole = jax.tree.map(lambda *xs: np.concatenate(xs), *batches)
+    pad = -(-n // rows) * rows - n
+    whole = jax.tree.map(lambda x: np.concatenate([x, np.zeros_like(x[:1]).repeat(pad, 0)]), whole)
+    return [jax.tree.map(lambda x, i=i: x[i : i + rows], whole) for i in range(0, n + pad, rows)], n
 
 
 def enable_compilation_cache(cache_dir: str) -> None:
@@ -343,14 +405,6 @@ def git_commit() -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() or None
-
-
-def _progress_bar(mode: str, total: int, initial: int) -> Any:
-    if mode == "off" or (mode == "auto" and not sys.stderr.isatty()):
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True)
 
 
 def pretrain(cfg: PretrainConfig) -> dict[str, Any]:
@@ -439,46 +493,6 @@ def _completed(run_dir: Path) -> dict[str, Any] | None:
     return None
 
 
-class PreemptionWatch:
-    """Turns SIGTERM and SIGUSR1 (how SLURM warns of preemption) into a flag the loop reads.
-
-    The loop then checkpoints and stops cleanly instead of dying mid-step. Only the main thread
-    can install handlers; elsewhere (a launcher's worker thread) the watch stays inert.
-    """
-
-    SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
-
-    def __init__(self) -> None:
-        self.signal: signal.Signals | None = None  # what the loop acts on (see poll)
-        self._caught: signal.Signals | None = None
-        self._previous: dict[int, Any] = {}
-        if threading.current_thread() is threading.main_thread():
-            for sig in self.SIGNALS:
-                self._previous[sig] = signal.signal(sig, self._handle)
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        self._caught = signal.Signals(signum)
-
-    def poll(self, boundary: bool) -> None:
-        """Take up a caught signal after a step. The processes of a multi-process run must stop
-        at the same step, so they take it up together at a boundary (a step where the loop waits
-        for the devices anyway), whichever of them caught it."""
-        if jax.process_count() == 1:
-            self.signal = self._caught
-        elif boundary and (caught := shard.max_over_processes(self._caught or 0)):
-            self.signal = signal.Signals(caught)
-
-    def restore(self) -> None:
-        """Put the previous handlers back and pass a caught signal on to a Python handler among
-        them (e.g. submitit's, which requeues the job) now that the checkpoint is saved."""
-        previous, self._previous = self._previous, {}
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        handler = previous.get(self.signal) if self.signal is not None else None
-        if callable(handler):
-            handler(self.signal, None)
-
-
 class Trainer:
     """Holds what one run needs: model, optimizer, data, checkpoints, and its record."""
 
@@ -501,12 +515,14 @@ class Trainer:
         self.train_step = make_train_step(
             self.graphdef, t, cfg.model.z_loss, self.grad_accum, self.layout
         )
-        self.eval_step = make_eval_step(self.graphdef)
-        self.val_batches = jax.tree.map(
-            self.layout.put_batch, corpus.val_batches(t.eval_batches, t.batch_size, seq_len)
+        self.eval_step = make_eval_step(self.graphdef, self.layout)
+        val, self.val_sequences = validation_sample(
+            corpus, t.eval_batches, seq_len, self.layout.n_devices
         )
+        self.val_batches = jax.tree.map(self.layout.put_batch, val)
         self.ckpt = Checkpointer(run_dir / rundir.CKPT_DIR, t.keep_ckpts, t.async_ckpt)
         self.record = self._static_record()
+        self.at_step = 0  # the last step taken, for the record of a run stopped at once
 
     def _static_record(self) -> dict[str, Any]:
         cfg, corpus = self.cfg, self.corpus
@@ -536,6 +552,9 @@ class Trainer:
             "entropy_nats_per_token": entropy,
             "bytes_per_token": corpus.bytes_per_token(),
             "tokens_target": cfg.train.tokens,
+            # The fixed validation sample every eval scores (see VAL_ROWS, train.eval_batches).
+            "val_sequences": self.val_sequences,
+            "val_tokens_evaluated": self.val_sequences * seq_len,
             "batch_size": cfg.train.batch_size,
             "grad_accum": self.grad_accum,  # microbatches per step, as chosen (scaling.train)
             "total_steps": self.plan.total_steps,
@@ -557,21 +576,34 @@ class Trainer:
 
     def run(self) -> dict[str, Any]:
         t = self.cfg.train
-        start_step = self._restore()
-        self.record.update(resumed_from_step=start_step or None)
-        rundir.write_record(self.run_dir, {**self.record, **self._progress_fields(start_step)})
-        wall_start = time.perf_counter()
-        compile_s = self._compile()
-        self._on_start(start_step)
-        stop_at = min(self.plan.total_steps, t.stop_at_step or self.plan.total_steps)
-        bar = _progress_bar(t.progress, self.plan.total_steps, start_step)
-        pending: list[dict] = self.carried  # the steps of a window a stop cut short
-        step = start_step
-        steady_start, steady_steps = None, 0
-        best_val = self._best_val_so_far()
-        status, reason = rundir.STATUS_COMPLETED, None
-        watch = PreemptionWatch()
+        # Watched from the start: a Ctrl-C during the restore or the compile stops the run
+        # before its first step, as one during training stops it after the current step.
+        watch = SignalWatch(on_abort=self._record_abort)
+        progress = None
         try:
+            start_step = self.at_step = self._restore()
+            self.record.update(resumed_from_step=start_step or None)
+            rundir.write_record(self.run_dir, {**self.record, **self._progress_fields(start_step)})
+            wall_start = time.perf_counter()
+            compile_s = self._compile()
+            self._on_start(start_step)
+            stop_at = min(self.plan.total_steps, t.stop_at_step or self.plan.total_steps)
+            tokens_per_step = self.plan.tokens_per_step
+            progress = Progress(
+                t.progress,
+                t.progress_every_s,
+                self.cfg.run_name,
+                self.plan.total_steps,
+                start_step,
+                self.plan.total_steps * tokens_per_step,
+                start_step * tokens_per_step,
+            )
+            pending: list[dict] = self.carried  # the steps of a window a stop cut short
+            step = start_step
+            steady_start, steady_steps = None, 0
+            best_val = self._best_val_so_far()
+            status, reason = rundir.STATUS_COMPLETED, None
+            watch.poll(boundary=True)
             while step < stop_at and watch.signal is None:
                 batch = self.corpus.train_batch(step, t.batch_size, self.cfg.data.seq_len)
                 # A task corpus gives (tokens, answer_mask); a pre-training corpus tokens alone.
@@ -580,7 +612,7 @@ class Trainer:
                     self.state, self.lr_S[step], *map(self.layout.put_batch, arrays)
                 )
                 pending.append(metrics)
-                step += 1
+                step = self.at_step = step + 1
                 watch.poll(boundary=step % t.log_every == 0)
                 if steady_start is None:
                     # Time steady-state steps only: the first includes dispatch warm-up.
@@ -588,7 +620,7 @@ class Trainer:
                     steady_start = time.perf_counter()
                 else:
                     steady_steps += 1
-                # A preemption signal ends the run here: log and save as at the end.
+                # A stop signal ends the run here: log and save as at the end.
                 # (scaling.multimodel.GroupTrainer._after_step does the same for each run of a
                 # group: change both.)
                 last = step == stop_at or watch.signal is not None
@@ -614,15 +646,12 @@ class Trainer:
                         row.update(self._evaluate())
                         best_val = min(best_val, row["val_loss"])
                     rundir.append_metrics(self.run_dir, row)
-                    if bar is not None:
-                        bar.set_postfix(loss=f"{row['train_loss']:.3f}", refresh=False)
-                if bar is not None:
-                    bar.update(1)
+                    progress.note(row["train_loss"], row.get("val_loss"))
+                progress.advance(1, tokens_per_step)
                 if step % t.ckpt_every == 0 or last:
                     self.ckpt.save(step, self.state)
             if status == rundir.STATUS_COMPLETED and watch.signal is not None:
-                status = rundir.STATUS_PREEMPTED
-                reason = f"{watch.signal.name} at step {step}; rerun the same command to resume"
+                status, reason = end_status(watch.signal, step)
             elif status == rundir.STATUS_COMPLETED and step < self.plan.total_steps:
                 status, reason = (
                     rundir.STATUS_STOPPED,
@@ -630,13 +659,23 @@ class Trainer:
                 )
         finally:
             watch.restore()
-            if bar is not None:
-                bar.close()
+            if progress is not None:
+                progress.close()
             self.ckpt.close()
         steady_s = time.perf_counter() - steady_start if steady_start else None
         return self._finish(
             step, status, reason, best_val, compile_s, wall_start, steady_s, steady_steps
         )
+
+    def _record_abort(self) -> None:
+        """The record of a run a second Ctrl-C stops at once (called from the watch's thread)."""
+        step = self.at_step
+        reason = (
+            f"a second SIGINT stopped it at once after step {step}; rerun the same command to "
+            "resume from its last checkpoint"
+        )
+        status = {"status": rundir.STATUS_INTERRUPTED, "reason": reason}
+        rundir.write_record(self.run_dir, {**self.record, **self._progress_fields(step), **status})
 
     def _restore(self) -> int:
         restored = self.ckpt.restore_latest(self.state)
@@ -648,16 +687,18 @@ class Trainer:
         log.info("resuming %s from step %d", self.run_dir.name, step)
         cut = [r for r in rundir.read_metrics(self.run_dir) if r["step"] == step and "partial" in r]
         self.carried = _unwindow(cut[-1]["partial"]) if cut else []
-        rundir.truncate_metrics(self.run_dir, step)  # drops the partial row
+        rundir.truncate_metrics(self.run_dir, step)  # keeps the partial row until the run ends
         return step
 
     def _on_start(self, start_step: int) -> None:
         """Called once the steps are compiled, before the first step (a subclass hook)."""
 
     def _evaluate(self) -> dict[str, Any]:
-        """The eval fields of a metrics row."""
-        val_loss = evaluate(self.eval_step, self.state["params"], self.val_batches)
-        return {"val_loss": val_loss, "val_bpb": self._bits_per_byte(val_loss)}
+        """The eval fields of a metrics row: the validation sample's loss and standard error."""
+        ce_N = evaluate(self.eval_step, self.state["params"], self.val_batches)
+        ce_N = ce_N[: self.val_sequences]  # without the padding rows
+        val_loss, se = mean_and_se(ce_N, np.ones_like(ce_N))
+        return {"val_loss": val_loss, "val_loss_se": se, "val_bpb": self._bits_per_byte(val_loss)}
 
     def _compile(self) -> float:
         """Compile the train and eval steps ahead of time; the seconds it took."""
@@ -707,6 +748,8 @@ class Trainer:
         steady_s: float | None,
         steady_steps: int,
     ) -> dict[str, Any]:
+        # Every checkpoint is written (ckpt.close): the stops' carried windows are done with.
+        rundir.truncate_metrics(self.run_dir, step)
         rows = rundir.read_metrics(self.run_dir)
         vals = [r for r in rows if "val_loss" in r]
         tokens_per_s = None
@@ -722,6 +765,7 @@ class Trainer:
             "reason": reason,
             "final_train_loss": rows[-1].get("train_loss") if rows else None,
             "final_val_loss": vals[-1]["val_loss"] if vals else None,
+            "final_val_loss_se": vals[-1].get("val_loss_se") if vals else None,
             "final_val_bpb": vals[-1]["val_bpb"] if vals else None,
             "best_val_loss": best_val if math.isfinite(best_val) else None,
             "wall_time_s": time.perf_counter() - wall_start,

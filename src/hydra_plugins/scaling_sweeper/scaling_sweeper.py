@@ -14,6 +14,7 @@ configured launcher (basic, joblib, submitit, ray, ...). Hydra finds it by scann
 # No `from __future__ import annotations` here: Hydra's plugin scan executes this module without
 # entering it in sys.modules, and dataclasses cannot resolve string annotations without that.
 import logging
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from scaling import rundir
 from scaling.config import PretrainConfig, to_dataclass
+from scaling.progress import format_duration
 from scaling.sweep import (
     GridSpec,
     Point,
@@ -124,7 +126,7 @@ class ScalingSweeper(Sweeper):
             len(todo),
             len(jobs),
         )
-        returns = self._launch([job_overrides(base, job) for job in jobs])
+        returns = self._launch(jobs, [job_overrides(base, job) for job in jobs])
         self._summarise(out_dir, points)
         return returns
 
@@ -165,12 +167,24 @@ class ScalingSweeper(Sweeper):
         message = str(err).strip().splitlines()[0]
         log.error("%s failed: %s: %s", run_dir or point.run_name, type(err).__name__, message)
 
-    def _launch(self, jobs: list[list[str]]) -> list[list[JobReturn]]:
+    def _launch(self, points: list[list[Point]], jobs: list[list[str]]) -> list[list[JobReturn]]:
+        """Launch the jobs (`points[i]` are job i's runs), saying before each batch which jobs
+        of how many start and the sweep's time left. The basic launcher runs one job at a time
+        anyway, so it is handed them one by one and each start is reported."""
         assert self.launcher is not None
-        size = self.max_batch_size or len(jobs)
+        one_by_one = type(self.launcher).__name__ == "BasicLauncher"
+        size = self.max_batch_size or (1 if one_by_one else len(jobs))
+        # A job's cost, as the sort above: parameters x tokens of its runs (FLOPs up to a factor).
+        costs = [sum(p.n_params * p.tokens for p in job) for job in points]
+        started = time.monotonic()
         returns: list[list[JobReturn]] = []
         for start in range(0, len(jobs), max(size, 1)):
             batch = jobs[start : start + size]
+            log.info(
+                "sweep %s: %s",
+                self.spec.name,
+                sweep_progress(start, len(batch), points, costs, time.monotonic() - started),
+            )
             results = list(self.launcher.launch(batch, initial_job_idx=start))
             for job, result in zip(batch, results, strict=True):
                 if result.status == JobStatus.FAILED:
@@ -191,3 +205,22 @@ class ScalingSweeper(Sweeper):
                 log.warning("%s: %s %s", point.run_name, status, record.get("reason") or "")
         summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
         log.info("sweep %s: %s", self.spec.name, summary)
+
+
+def sweep_progress(
+    start: int, n: int, points: list[list[Point]], costs: list[float], elapsed_s: float
+) -> str:
+    """Which jobs start (`n` from index `start`) of how many, and the sweep's time left: the
+    time so far per unit of cost (parameters x tokens) of the jobs done, times the cost left."""
+    total = len(points)
+    which = f"job {start + 1} of {total}" if n == 1 else f"jobs {start + 1}-{start + n} of {total}"
+    runs = [p.run_name for job in points[start : start + n] for p in job]
+    names = ", ".join(runs[:3]) + (f" and {len(runs) - 3} more" if len(runs) > 3 else "")
+    done = sum(costs[:start])
+    if not done:
+        return f"{which} ({names})"
+    left = elapsed_s / done * sum(costs[start:])
+    return (
+        f"{which} ({names}); {start} done in {format_duration(elapsed_s)}, "
+        f"about {format_duration(left)} left"
+    )

@@ -102,8 +102,12 @@ class TokenCorpus:
         return self.train.windows(chosen * seq_len, seq_len + 1)
 
     def val_batches(self, n_batches: int, batch_size: int, seq_len: int) -> list[np.ndarray]:
-        n = min(n_batches, n_windows(len(self.val), seq_len) // batch_size)
-        tokens = self.val.windows(np.arange(n * batch_size) * seq_len, seq_len + 1)
+        """Windows spaced evenly over the whole validation split, so that every part of it (every
+        file) is scored, not only its start; all of them when the split holds no more."""
+        windows = n_windows(len(self.val), seq_len)
+        n = min(n_batches, windows // batch_size)
+        chosen = np.arange(n * batch_size) * windows // max(n * batch_size, 1)
+        tokens = self.val.windows(chosen * seq_len, seq_len + 1)
         return list(tokens.reshape(n, batch_size, seq_len + 1))
 
     def entropy_nats_per_token(self, seq_len: int) -> float | None:
@@ -146,6 +150,8 @@ class TokenCorpus:
             "seq_len": self.seq_len,
             "train_tokens": len(self.train),
             "val_tokens": len(self.val),
+            # The validation sample (scaling.train) is spaced evenly over these windows.
+            "val_windows": n_windows(len(self.val), self.seq_len),
             "n_train_files": len(self.train_files),
             "n_val_files": len(self.val_files),
             "bytes_per_token": self.bytes_per_token(),
