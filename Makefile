@@ -141,7 +141,7 @@ bench-gpu: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m ruff check src experiments tests
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=15
 
 ladder: $(STAMP)
 	$(PY) -m scaling.ladder --readme README.md
