@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: study gpu-study bench-gpu test lint ladder
+.PHONY: study lr-sweep gpu-study bench-gpu test lint ladder
 
 $(STAMP): pyproject.toml requirements.lock
 	@test -n "$(PYTHON)" || { echo "error: Python 3.12 not found; set PYTHON=/path/to/python3.12"; exit 1; }
@@ -16,23 +16,34 @@ $(STAMP): pyproject.toml requirements.lock
 	$(PY) -m pip install -q -c requirements.lock -e '.[test,hf,sweep]'
 	touch $(STAMP)
 
-# The default study on the synthetic corpus: the N x D sweep with its fits, the task study
-# (pre-train-only / fine-tuned / from scratch, D_T, emergence), the ablations, the claims ledger.
-# Every stage skips the runs already completed, so an interrupted study resumes.
+# The default study on the CPU world of the synthetic corpus (conf/data/synthetic_cpu.yaml):
+# the IsoFLOP sweep and its fits (claims 1-2), the task study (pre-train-only / fine-tuned /
+# from scratch, effective data, emergence: claims 3-5), the ablations (claims 6-8), and the
+# claims ledger. Every stage skips the runs already completed, so an interrupted study resumes.
+SOURCES_CPU = $(PY) -m scaling.sources
 study: $(STAMP)
-	$(PY) experiments/pretrain.py -m experiment=smoke
+	$(PY) experiments/pretrain.py -m experiment=isoflop_cpu
 	$(PY) experiments/pretrain.py -m experiment=tasks
-	$(PY) experiments/finetune.py -m experiment=tasks_fewshot
-	$(PY) experiments/finetune.py -m experiment=tasks_finetune
-	$(PY) experiments/finetune.py -m experiment=tasks_scratch
+	src=$$($(SOURCES_CPU) runs/tasks/pretrain) && \
+		$(PY) experiments/finetune.py -m experiment=tasks_fewshot init_from=$$src
+	src=$$($(SOURCES_CPU) runs/tasks/pretrain --models n24k,n98k,n393k) && \
+		$(PY) experiments/finetune.py -m experiment=tasks_finetune init_from=$$src
+	$(PY) experiments/finetune.py -m experiment=tasks_scratch model=n24k,n98k,n393k
 	$(PY) experiments/pretrain.py -m experiment=ablation_memorise
 	$(PY) experiments/pretrain.py -m experiment=ablation_corrupt
-	$(PY) experiments/finetune.py -m experiment=ablation_corrupt_eval
+	src=$$($(SOURCES_CPU) runs/ablations/corrupt --all) && \
+		$(PY) experiments/finetune.py -m experiment=ablation_corrupt_eval init_from=$$src
 	$(PY) experiments/pretrain.py -m experiment=ablation_schedule
-	$(PY) -m scaling.report runs/smoke results/smoke --command "make study"
+	$(PY) -m scaling.report runs/isoflop results/isoflop --command "make study"
 	$(PY) -m scaling.taskreport runs/tasks results/tasks --command "make study"
-	$(PY) -m scaling.claims --sweep runs/smoke --tasks runs/tasks --ablations runs/ablations \
+	$(PY) -m scaling.claims --sweep runs/isoflop --tasks runs/tasks --ablations runs/ablations \
 		--out results/CLAIMS.md --command "make study"
+
+# The check of the CPU study's learning-rate rule (results/lr_sweep/): three rungs at 0.5-4x
+# the rule's lr, the table of every lr tried per rung.
+lr-sweep: $(STAMP)
+	$(PY) experiments/pretrain.py -m experiment=lr_sweep
+	$(PY) -m scaling.report runs/lr_sweep results/lr_sweep --command "make lr-sweep"
 
 # The flagship study for one GPU (issue 7): IsoFLOP sweeps on the synthetic corpus and on the
 # Python standard library, the three task arms on every synthetic source, then the reports,

@@ -1,7 +1,7 @@
 """Pre-train one model, or sweep a grid of them.
 
 python experiments/pretrain.py model=<rung> data=<corpus> train.tokens=<D>
-python experiments/pretrain.py -m experiment=smoke [hydra/launcher=joblib]
+python experiments/pretrain.py -m experiment=isoflop_cpu [hydra/launcher=joblib]
 """
 
 import hydra

@@ -149,10 +149,25 @@ def test_ladder_rule():
         assert rung.d_model % (64 if rung.d_model >= 256 else 32) == 0
 
 
-@pytest.mark.parametrize("name", [r.name for r in ladder.ladder()] + ["tiny"])
+def test_cpu_ladder_rule():
+    rungs = ladder.cpu_ladder()
+    assert [r.name for r in rungs] == ["n24k", "n55k", "n98k", "n221k", "n393k", "n884k"]
+    kaplan = [param_counts(r, 256, 128).nonembedding for r in rungs]
+    assert all(1.3 < b / a < 2.3 for a, b in zip(kaplan, kaplan[1:], strict=False))
+    assert kaplan[-1] / kaplan[0] > 16  # the span a scaling fit needs
+    for rung, n in zip(rungs, kaplan, strict=True):
+        assert rung.n_layers == 2 and rung.name == ladder.rung_name(n)
+        assert rung.d_model // rung.n_heads in (16, 32)
+    # the rungs both ladders hold are one model
+    main = {r.name: r for r in ladder.ladder()}
+    assert all(main[r.name] == r for r in rungs if r.name in main)
+    assert {"n221k", "n393k"} <= set(main)
+
+
+@pytest.mark.parametrize("name", [r.name for r in ladder.all_rungs()])
 def test_model_yaml_is_current_and_validates(name):
     cfg = load_model_yaml(ROOT / "conf" / "model" / f"{name}.yaml")
-    expected = {r.name: r for r in [*ladder.ladder(), ladder.TINY]}[name]
+    expected = {r.name: r for r in ladder.all_rungs()}[name]
     assert cfg == expected  # the files are what the CLI writes now
     for arch in ("gpt2", "llama"):
         full = PretrainConfig(model=ModelConfig(**{**vars(cfg), "arch": arch}), run_name="t")
@@ -166,10 +181,11 @@ def test_cli_writes_configs_and_replaces_readme_between_markers(tmp_path, capsys
     readme.write_text(f"{before}{ladder.MARKER_START}\nold table\n{ladder.MARKER_END}{after}")
     conf_dir = tmp_path / "model"
     assert ladder.main(["--conf-dir", str(conf_dir), "--readme", str(readme)]) == 0
-    assert len(list(conf_dir.glob("*.yaml"))) == 15
+    assert len(list(conf_dir.glob("*.yaml"))) == len(ladder.all_rungs()) == 19
     table = ladder.ladder_table()
     assert capsys.readouterr().out == table
     assert "vocab 256" in table and "seq_len 1024" in table and "`n798m`" in table
+    assert "CPU ladder" in table and "`n24k`" in table
     text = readme.read_text()
     assert text == f"{before}{ladder.MARKER_START}\n{table}{ladder.MARKER_END}{after}"
     # Idempotent: running again leaves the file as it is.

@@ -202,6 +202,36 @@ def test_heldout_check_predicts_above_the_cut():
     json.dumps(res.to_dict(), allow_nan=False)
 
 
+def test_e_fixed_fit_recovers_the_exponents_where_e_free_cannot():
+    """A one-sided grid far above the floor (the old CPU smoke grid's shape): E free drifts,
+    while E fixed at the truth pins alpha and beta, with the truth inside their intervals."""
+    law = fit.ChinchillaLaw(A=40.0, B=250.0, E=0.9565, alpha=0.33, beta=0.47)
+    n = np.repeat([110592.0, 221184.0, 393216.0], 4)
+    d = np.tile([196608.0, 393216.0, 786432.0, 1572864.0], 3)
+    loss = noisy(law.loss(n, d), 0.003, seed=5)
+    fixed = fit.chinchilla_approach3(n, d, loss, n_bootstrap=100, budgets=(1e12,), e_fixed=law.E)
+    assert fixed.value("E") == law.E and fixed.info["e_fixed"] == law.E
+    assert fixed.params["E"].ci_low == fixed.params["E"].ci_high == law.E  # set, not fitted
+    assert abs(fixed.value("alpha") - law.alpha) < 0.05
+    assert fixed.params["alpha"].covers(law.alpha) and fixed.params["beta"].covers(law.beta)
+    free = fit.chinchilla_approach3(n, d, loss, n_bootstrap=0, budgets=(1e12,))
+    assert abs(free.value("alpha") - law.alpha) > abs(fixed.value("alpha") - law.alpha)
+    with pytest.raises(ValueError, match="e_fixed=0.0 must be a positive loss"):
+        fit.fit_chinchilla(n, d, loss, e_fixed=0.0)
+
+
+def test_heldout_check_with_e_fixed_predicts_the_minimum_loss():
+    n, c, loss = isoflop_runs()
+    d = c / (6 * n)
+    top = c.max()
+    res = fit.heldout_check(n, d, loss, c_cut=top / 1.05, e_fixed=TRUE.E, min_loss_measured=2.0)
+    assert res.e_fixed == TRUE.E and res.law.E == TRUE.E
+    n_opt, d_opt = TRUE.compute_optimal(top)
+    assert res.min_loss_predicted == pytest.approx(TRUE.loss(n_opt, d_opt), rel=2e-3)
+    assert res.min_loss_rel_error == pytest.approx(res.min_loss_predicted / 2.0 - 1)
+    assert res.to_dict()["min_loss_rel_error"] == pytest.approx(res.min_loss_rel_error)
+
+
 # --- Approaches 1 and 2 -----------------------------------------------------------------------
 
 
@@ -241,6 +271,37 @@ def test_approach2_isoflop_recovers_frontier():
         n_true, _ = TRUE.compute_optimal(row["C"])
         assert relerr(row["N_opt"]["estimate"], n_true) < 0.1
         assert row["N_opt"]["ci_low"] < row["N_opt"]["estimate"] < row["N_opt"]["ci_high"]
+
+
+def test_approach2_flags_edge_minima_and_leaves_them_out_of_the_laws():
+    n, c, loss = isoflop_runs()
+    keep = ~((c == c.max()) & (n < TRUE.compute_optimal(c.max())[0] * 1.5))  # only the right wing
+    res = fit.isoflop_fit(n[keep], c[keep], loss[keep], n_bootstrap=50)
+    minima = res.derived["isoflop_minima"]
+    assert [row["interior"] for row in minima] == [True] * 6 + [False]
+    assert res.info["n_budgets_used"] == 6 and res.info["n_budgets"] == 7
+    assert abs(res.value("a") - TRUE_A) < 0.02  # from the six interior budgets only
+    row = minima[0]
+    ratio = row["C"] / 6 / row["N_opt"]["estimate"] ** 2
+    assert row["tokens_per_param"]["estimate"] == pytest.approx(ratio)
+    assert row["tokens_per_param"]["ci_low"] < ratio < row["tokens_per_param"]["ci_high"]
+
+
+def test_design_check_recovers_a_law_on_an_isoflop_grid():
+    from scaling.fit import design
+
+    law = fit.ChinchillaLaw(A=20.0, B=60.0, E=0.83, alpha=0.4, beta=0.35)
+    sizes = [24576, 55296, 98304, 221184, 393216, 884736]
+    n, d = design.isoflop_design(sizes, [1e12, 3e12, 1e13], min_tokens=400 * 2048)
+    assert len(n) > 9 and (d >= 400 * 2048).all()
+    starts = fit.start_grid(alpha=(0.5,), beta=(0.5,), e=(-0.5, 0.0), a=(2.0, 5.0), b=(2.0, 5.0))
+    check = design.simulate(n, d, law, noise=0.005, n_sims=3, n_bootstrap=30, starts=starts)
+    alpha = check.recovery("E fixed", "alpha")
+    assert alpha.truth == law.alpha and abs(alpha.median - law.alpha) < 0.05
+    assert check.recovery("E free", "E").truth == law.E
+    assert sorted(check.interior_share) == pytest.approx([1e12, 3e12, 1e13], rel=0.01)
+    text = design.markdown(check)
+    assert "| E fixed | alpha | 0.4 |" in text and "| E fixed | E |" not in text
 
 
 def test_group_budgets_splits_on_gaps():

@@ -154,13 +154,38 @@ def experiment(name: str, *overrides: str) -> tuple[GridSpec, list]:
     return spec, plan(spec, lambda extra: compose_config([*base, *extra]))
 
 
-def test_smoke_experiment_is_three_rungs_by_four_token_counts():
-    spec, points = experiment("smoke")
-    assert spec.kind == "nxd" and len(points) == 12
-    assert {p.rung for p in points} == {"n110k", "n221k", "n393k"}
-    assert len({p.tokens for p in points}) == 4
-    assert {p.batch_size for p in points} == {16}  # one batch size, so steps depend on D only
-    assert compose_config(["experiment=smoke"]).data.seq_len == 128
+def test_the_default_study_is_an_isoflop_grid_that_can_answer():
+    """experiment=isoflop_cpu: 3+ budgets, 3+ sizes each, every run 400+ steps of one batch
+    size, warmup 5% of each run, lr by the rule checked in experiment=lr_sweep."""
+    spec, points = experiment("isoflop_cpu")
+    assert spec.kind == "isoflop" and len(spec.budgets) >= 3
+    for budget in spec.budgets:
+        sizes = {p.rung for p in points if p.budget == budget}
+        assert len(sizes) >= 3, (budget, sizes)
+    assert {p.batch_size for p in points} == {16}
+    assert min(p.tokens // (16 * 128) for p in points) >= 400
+    rules = spec.hparams
+    for p in points:
+        assert p.warmup_tokens == int(0.05 * p.tokens)
+        assert p.lr == pytest.approx(rules.lr_ref * (p.n_params / rules.n_ref) ** -0.25, rel=5e-3)
+    all_n = sorted({p.n_params for p in points})
+    assert all_n[-1] / all_n[0] >= 16  # the span of N the fits see
+    cfg = compose_config(["experiment=isoflop_cpu"])
+    assert cfg.data.seq_len == 128 and cfg.model.position == "rope"
+    assert (cfg.data.synthetic.n_facts, cfg.data.synthetic.zipf_exponent) == (16384, 1.5)
+
+
+def test_lr_sweep_brackets_the_rule_on_three_rungs():
+    spec, points = experiment("lr_sweep")
+    assert {p.rung for p in points} == {"n24k", "n98k", "n393k"}
+    assert sorted({p.lr_multiplier for p in points}) == [0.5, 1.0, 2.0, 4.0]
+    assert len(points) == 12 and {p.tokens for p in points} == {1048576}
+
+
+def test_warmup_fraction_replaces_the_n_token_warmup():
+    rules = HparamRules(warmup_fraction=0.05)
+    assert warmup_tokens_for(1e6, 400_000, rules) == 20_000
+    assert warmup_tokens_for(1e6, 400_000, HparamRules()) == 80_000  # N tokens, capped at 20%
 
 
 def test_isoflop_gpu_experiment_spans_its_budgets():

@@ -64,9 +64,9 @@ FORMATS = {
 }
 
 
-@pytest.mark.parametrize("kind", sorted(TASKS))
+@pytest.mark.parametrize("kind", sorted(FORMATS))
 def test_every_kind_has_its_prompt_format_and_a_terminated_answer(kind):
-    assert set(FORMATS) == set(TASKS)
+    assert set(FORMATS) == set(TASKS) - {"facts"}  # facts are corpus segments, not text
     for e in both_splits(make(kind), 200):
         assert re.fullmatch(FORMATS[kind], e.prompt), e
         assert TERMINATOR not in e.prompt and e.text.isascii()
@@ -103,6 +103,60 @@ def test_arithmetic_answers_match_python_integers(kind, params):
         assert max(sizes) < 10 ** params["digits"]
         if params["digits"] >= 3:  # uniform on [0, 10^k): most operands have k digits
             assert max(sizes) >= 10 ** (params["digits"] - 1)
+
+
+def test_reversed_addition_is_zero_padded_least_significant_digit_first():
+    task = make("addition", digits=3, reverse=True)
+    examples = list(both_splits(task, 300))
+    for e in examples:
+        a, b = re.fullmatch(r"(\d{3})\+(\d{3})=", e.prompt).groups()
+        assert e.answer == f"{int(a) + int(b):04d}"[::-1] + "\n"
+    assert {len(e.text) for e in examples} == {13}  # one length: digits at fixed offsets
+    assert task.example(5, 7) == Example("005+007=", "2100\n")
+    with pytest.raises(ConfigError, match="params.reverse='yes' must be true or false"):
+        make("addition", reverse="yes")
+
+
+def test_fine_tuning_rows_pack_whole_examples_with_every_answer_trained():
+    task = build_task(task_config("copy"))
+    batch = task.train_batch(seed=0, step=0, batch_size=8, seq_len=128)
+    again = task.train_batch(0, 0, 8, 128)
+    np.testing.assert_array_equal(batch.tokens, again.tokens)
+    for row, n in zip(range(8), batch.lengths, strict=True):
+        text = bytes(batch.tokens[row, :n].astype(np.uint8)).decode()
+        lines = text.splitlines(keepends=True)
+        assert len(lines) >= 128 // 24  # several whole examples, none cut
+        assert all(re.fullmatch(r"copy:([a-z]{8})=\1\n", line) for line in lines)
+        answers = "".join(line.split("=")[1] for line in lines)
+        assert bytes(batch.tokens[row][batch.answer_mask[row]].astype(np.uint8)).decode() == answers
+        assert 128 + 1 - n < 23  # the next example would not have fitted
+    queries = [Example(*line.split("=", 1)) for line in lines]
+    assert not task.is_eval([Example(q.prompt + "=", q.answer) for q in queries]).any()
+
+
+def test_facts_are_the_corpus_segments_scored_on_their_values():
+    world = SyntheticConfig(n_facts=512, zipf_exponent=1.5)
+    task = make("facts", chain=4, max_rank=64, n_facts=512, zipf_exponent=1.5)
+    corpus = build_corpus(DataConfig(synthetic=world), seed=0)
+    built = corpus.world
+    items = task.eval_set()
+    batch = task.batch(items[:16], seq_len=64)
+    S, L = built.segment_len, built.key_len
+    assert batch.tokens.shape == (16, 65) and (batch.lengths == 4 * S).all()
+    for row, ranks in enumerate(items[:16]):
+        assert ((0 <= ranks) & (ranks < 64)).all()
+        np.testing.assert_array_equal(batch.tokens[row, : 4 * S], built.segments[ranks].ravel())
+        mask = batch.answer_mask[row, : 4 * S].reshape(4, S)
+        assert not mask[:, :L].any() and mask[:, L:].all()  # values scored, keys are context
+    # log-uniform ranks: the top 8 facts are as likely as the next 56
+    ranks = np.concatenate(items)
+    assert 0.4 < np.mean(ranks < 8) < 0.6
+    # a source trained on another world is refused, naming the key
+    task.check_source(DataConfig(synthetic=world))
+    with pytest.raises(ConfigError, match=r"params.zipf_exponent=1.5 differs .*zipf_exponent=1.25"):
+        task.check_source(DataConfig(synthetic=SyntheticConfig(n_facts=512)))
+    with pytest.raises(ConfigError, match="cannot be mixed"):
+        task.sample("train", np.random.default_rng(0), 1)
 
 
 def test_reverse_and_copy_answers():
@@ -243,19 +297,19 @@ def test_eval_sets_are_deterministic_by_seed():
     assert [q.example for q in other] != [q.example for q in first]
 
 
-def test_fine_tuning_batches_are_train_queries_deterministic_by_step():
+def test_fine_tuning_batches_are_train_problems_deterministic_by_step():
     task = build_task(task_config("multiplication"))
     a = task.train_batch(seed=0, step=3, batch_size=32, seq_len=64)
     np.testing.assert_array_equal(a.tokens, task.train_batch(0, 3, 32, 64).tokens)
     assert not np.array_equal(a.tokens, task.train_batch(0, 4, 32, 64).tokens)
     assert not np.array_equal(a.tokens, task.train_batch(1, 3, 32, 64).tokens)
-    queries = []
+    problems = []
     for row, n in zip(a.tokens, a.lengths, strict=True):
-        lines = bytes(row[:n].astype(np.uint8)).decode().splitlines()
-        assert len(lines) == 4  # 3 shots and the query
-        prompt, answer = lines[-1].split("=")
-        queries.append(Example(prompt + "=", answer + "\n"))
-    assert not task.is_eval(queries).any()
+        for line in bytes(row[:n].astype(np.uint8)).decode().splitlines():
+            prompt, answer = line.split("=")
+            problems.append(Example(prompt + "=", answer + "\n"))
+    assert len(problems) > 2 * 32  # rows hold several examples
+    assert not task.is_eval(problems).any()
 
 
 def test_encode_marks_exactly_the_answer_bytes():

@@ -1,6 +1,6 @@
 """The claims ledger: each published claim about language models, tested on this study's runs.
 
-    python -m scaling.claims --sweep runs/smoke --tasks runs/tasks --ablations runs/ablations \
+    python -m scaling.claims --sweep runs/isoflop --tasks runs/tasks --ablations runs/ablations \
         --out results/CLAIMS.md
 
 One row per claim: the experiment that tests it, the measured effect with its interval, and a
@@ -79,10 +79,12 @@ C2 = "Loss falls as a power law in N and D; compute-optimal training uses ~20 to
 
 def sweep_evidence(study: Any, fits: Any) -> SweepEvidence:
     """Claims 1 and 2's evidence from a sweep report's `Study` and `Fits` (scaling.report):
-    alpha and beta from Approach 3, the held-out error, and tokens per parameter at each budget
-    inside the swept range, from the IsoFLOP minima of Approach 2 where fitted, else from
-    Approach 3's frontier at the report's budgets that lie inside the runs' compute."""
-    a3 = fits.results["approach3"]
+    alpha and beta from Approach 3 (E fixed at the corpus's entropy where it is known:
+    `Fits.law`), the held-out error, and tokens per parameter at each budget inside the swept
+    range, from the IsoFLOP minima of Approach 2 where fitted, else from Approach 3's frontier
+    at the report's budgets that lie inside the runs' compute. E_fit is the free fit's."""
+    law_name, a3 = fits.law()
+    free = fits.results.get("approach3", a3)
     held = fits.results.get("heldout")
     p = study.points
     best = p.loc[p.groupby("D")["loss"].idxmin()]
@@ -97,26 +99,22 @@ def sweep_evidence(study: Any, fits: Any) -> SweepEvidence:
             for row in a3.derived.get("frontier", [])
             if p["C"].min() <= row["C"] <= p["C"].max()
         )
+    fixed = law_name == "approach3_e_fixed"
     return SweepEvidence(
-        fit="Approach 3 (E free)",
+        fit=f"Approach 3, E fixed at {study.entropy:.4f}" if fixed else "Approach 3 (E free)",
         alpha=a3.params["alpha"],
         beta=a3.params["beta"],
         heldout_error=None if held is None else held.mean_abs_rel_error,
         ratio_source=source,
         ratios=ratios,
         E_known=study.entropy,
-        E_fit=a3.params["E"],
+        E_fit=free.params["E"],
         largest_n_wins=(int((best["N"] == p["N"].max()).sum()), len(best)),
     )
 
 
 def _isoflop_ratio(row: dict) -> BudgetRatio:
-    """D_opt/N_opt = C / (6 N_opt^2) falls as N_opt rises, so N_opt's interval ends swap."""
-    n = Estimate(**row["N_opt"])
-    c = row["C"]
-    low, high = (None, None) if n.ci_low is None else (c / 6 / n.ci_high**2, c / 6 / n.ci_low**2)
-    ratio = Estimate(c / 6 / n.estimate**2, low, high, n.n_samples, n.n_failed)
-    return BudgetRatio(c, ratio, bool(row["interior"]))
+    return BudgetRatio(row["C"], Estimate(**row["tokens_per_param"]), bool(row["interior"]))
 
 
 def _frontier_ratio(row: dict, points: pd.DataFrame) -> BudgetRatio:
@@ -137,9 +135,11 @@ def sweep_claims(root: Path | None, rules: Rules, n_bootstrap: int) -> list[Clai
         return [_missing(1, C1, exp, why), _missing(2, C2, exp, why)]
     study = report.load_study(root, root.name)
     fits = report.fit_study(
-        study, n_bootstrap=n_bootstrap, only=("approach3", "approach2", "heldout")
+        study,
+        n_bootstrap=n_bootstrap,
+        only=("approach3", "approach3_e_fixed", "approach2", "heldout"),
     )
-    if "approach3" not in fits.results:
+    if fits.law() is None:
         why = fits.skipped.get("approach3", "no Approach 3 fit")
         return [_missing(1, C1, exp, why), _missing(2, C2, exp, why)]
     evidence = sweep_evidence(study, fits)

@@ -1,6 +1,6 @@
 """A study's run dirs -> fitted scaling laws -> Markdown/CSV tables and PNG plots in results/.
 
-    python -m scaling.report runs/smoke results/smoke --command "make study"
+    python -m scaling.report runs/isoflop results/isoflop --command "make study"
 
 Reads only records (record.json, metrics.jsonl); never imports model or training code. Every
 table names its counting conventions and the command that rebuilt it.
@@ -102,13 +102,43 @@ class Fits:
         except ValueError as err:
             self.skipped[name] = str(err)
 
+    def skip(self, name: str, why: str) -> None:
+        if self.wanted is None or name in self.wanted:
+            self.skipped[name] = why
+
+    def law(self) -> tuple[str, Any] | None:
+        """The Approach 3 fit the study's verdicts read: E fixed at the known entropy where the
+        corpus has one (E cannot be identified far from it), else E free."""
+        for name in ("approach3_e_fixed", "approach3"):
+            if name in self.results:
+                return name, self.results[name]
+        return None
+
 
 def report_budgets(points: pd.DataFrame) -> tuple[float, ...]:
-    """Budgets spanning the study's compute range, one decade past it (rounded to 1-2-5)."""
-    low, high = points["C"].min(), points["C"].max() * 10
+    """Budgets at which the fitted frontier is read, all inside the runs' compute (never
+    extrapolated): an IsoFLOP study's own budgets, else 1-3-10 steps across its range."""
+    budgets = isoflop_budgets(points)
+    if budgets:
+        return budgets
+    low, high = points["C"].min(), points["C"].max()
     decades = range(math.floor(math.log10(low)), math.ceil(math.log10(high)) + 1)
     steps = [m * 10.0**k for k in decades for m in (1, 3)]
     return tuple(c for c in steps if low <= c <= high)
+
+
+def isoflop_budgets(points: pd.DataFrame, min_sizes: int = 3) -> tuple[float, ...]:
+    """The compute budgets holding runs of at least `min_sizes` sizes at equal compute (within
+    5%), as the geometric mean C of each; empty for a study that is not an IsoFLOP grid."""
+    if points.empty:
+        return ()
+    groups = fit.group_budgets(points["C"].to_numpy())
+    out = []
+    for label in np.unique(groups):
+        rows = points[groups == label]
+        if rows["N"].nunique() >= min_sizes:
+            out.append(float(np.exp(np.log(rows["C"]).mean())))
+    return tuple(out)
 
 
 def fit_study(
@@ -117,15 +147,25 @@ def fit_study(
     """Every fit of the report (or those named in `only`), each with its bootstrap."""
     p, fits = study.points, Fits(wanted=only)
     n, d, c, loss = (p[k].to_numpy() for k in ("N", "D", "C", "loss"))
-    fits.attempt(
-        "approach3",
-        lambda: (
-            _needs(len(p), 6, "Approach 3")
-            or fit.chinchilla_approach3(
-                n, d, loss, n_bootstrap=n_bootstrap, seed=seed, budgets=report_budgets(p)
-            )
-        ),
-    )
+    for name, e_fixed in (("approach3", None), ("approach3_e_fixed", study.entropy)):
+        if name == "approach3_e_fixed" and e_fixed is None:
+            fits.skip(name, "the corpus's entropy is not known (only the synthetic corpus's is)")
+            continue
+        fits.attempt(
+            name,
+            lambda e_fixed=e_fixed: (
+                _needs(len(p), 6, "Approach 3")
+                or fit.chinchilla_approach3(
+                    n,
+                    d,
+                    loss,
+                    n_bootstrap=n_bootstrap,
+                    seed=seed,
+                    budgets=report_budgets(p),
+                    e_fixed=e_fixed,
+                )
+            ),
+        )
     curves = study.curves
     fits.attempt(
         "approach1",
@@ -160,7 +200,7 @@ def fit_study(
             )
         ),
     )
-    fits.attempt("heldout", lambda: _heldout(p))
+    fits.attempt("heldout", lambda: _heldout(p, study.entropy))
     repeated = p["epochs"].fillna(0).astype(float) > 1
     fits.attempt(
         "data_constrained",
@@ -194,13 +234,34 @@ def _isoflop(p: pd.DataFrame, n_bootstrap: int, seed: int) -> fit.FitResult:
     )
 
 
-def _heldout(p: pd.DataFrame) -> fit.HeldOutResult:
-    """Fit below the top budget (the largest quarter of C), predict the runs above it."""
-    c = np.sort(p["C"].to_numpy())
-    c_cut = c[int(0.75 * len(c))] if len(c) >= 8 else math.inf
+def _heldout(p: pd.DataFrame, entropy: float | None) -> fit.HeldOutResult:
+    """Fit Approach 3 (E fixed where known) below the largest budget and predict it: an IsoFLOP
+    study's largest budget (its runs, and its minimum loss against the parabola's), else the
+    largest quarter of C."""
+    budgets = isoflop_budgets(p)
+    measured_min = None
+    if len(budgets) >= 3:
+        c_cut = budgets[-1] / 1.05  # budgets are told apart within 5% (fit.group_budgets)
+        top = p[p["C"] >= c_cut]
+        minima = fit.isoflop_minima(
+            top["N"].to_numpy(),
+            top["C"].to_numpy(),
+            top["loss"].to_numpy(),
+            np.zeros(len(top), dtype=int),
+            np.ones(len(top)),
+        )
+        measured_min = float(minima["loss"][0]) if bool(minima["interior"][0]) else None
+    else:
+        c = np.sort(p["C"].to_numpy())
+        c_cut = c[int(0.75 * len(c))] if len(c) >= 8 else math.inf
     _needs(int((p["C"] < c_cut).sum()) if math.isfinite(c_cut) else 0, 6, "The held-out check")
     return fit.heldout_check(
-        p["N"].to_numpy(), p["D"].to_numpy(), p["loss"].to_numpy(), c_cut=c_cut
+        p["N"].to_numpy(),
+        p["D"].to_numpy(),
+        p["loss"].to_numpy(),
+        c_cut=c_cut,
+        e_fixed=entropy,
+        min_loss_measured=measured_min,
     )
 
 
@@ -237,6 +298,40 @@ def frontier_table(result: fit.FitResult) -> str:
     for row in result.to_dict()["derived"]["frontier"]:
         cells = [_interval(row[k]) for k in ("N_opt", "D_opt", "tokens_per_param")]
         lines.append(f"| {row['C']:.0e} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def minima_table(result: fit.FitResult) -> str:
+    """Approach 2's minimum per budget; an edge minimum is flagged and left out of the laws."""
+    lines = [
+        "| C (FLOPs) | N_opt | D_opt | tokens per parameter | minimum loss | inside its sizes |",
+        "| ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for row in result.to_dict()["derived"]["isoflop_minima"]:
+        flag = "yes" if row["interior"] else "**no: edge minimum, not used**"
+        cells = [_interval(row[k]) for k in ("N_opt", "D_opt", "tokens_per_param")]
+        lines.append(
+            f"| {row['C']:.3g} | " + " | ".join(cells) + f" | {_fmt(row['loss'])} | {flag} |"
+        )
+    return "\n".join(lines)
+
+
+def lr_table(study: Study) -> str | None:
+    """Every learning rate tried at each (model, D), the best in bold; None when each point
+    ran at one learning rate."""
+    done = study.runs[study.runs["status"] == "completed"].dropna(subset=["final_val_loss"])
+    if done.empty or done.groupby(["model", "tokens_target"])["lr"].nunique().max() < 2:
+        return None
+    lines = ["| model | D (tokens) | lr | final val loss |", "| --- | ---: | ---: | ---: |"]
+    ordered = done.sort_values(["n_params_nonembedding", "tokens_target", "lr"])
+    for (model, _), rows in ordered.groupby(["model", "tokens_target"], sort=False):
+        best = rows["final_val_loss"].idxmin()
+        for i, row in rows.iterrows():
+            loss = f"{row.final_val_loss:.4f}"
+            lines.append(
+                f"| {model} | {row.tokens_seen:,.0f} | {row.lr:.3g} | "
+                + (f"**{loss}** |" if i == best else f"{loss} |")
+            )
     return "\n".join(lines)
 
 
@@ -289,7 +384,8 @@ def markdown(study: Study, fits: Fits, command: str, plots: list[str]) -> str:
         "",
     ]
     titles = {
-        "approach3": "Approach 3: L = E + A/N^alpha + B/D^beta",
+        "approach3": "Approach 3: L = E + A/N^alpha + B/D^beta, E free",
+        "approach3_e_fixed": "Approach 3 with E fixed at the corpus's exact entropy",
         "approach1": "Approach 1: minimum-loss envelope of the training curves",
         "approach2": "Approach 2: IsoFLOP parabolas",
         "kaplan_N": "Kaplan L(N) = (N_c/N)^alpha_N, at each N's largest D",
@@ -301,13 +397,16 @@ def markdown(study: Study, fits: Fits, command: str, plots: list[str]) -> str:
         if key in fits.results:
             result = fits.results[key]
             out += [params_table(result), ""]
-            if key == "approach3":
+            if key.startswith("approach3"):
                 out += [
-                    "Compute-optimal frontier from the fitted law:",
+                    "Compute-optimal frontier from the fitted law, at budgets inside the runs' "
+                    "compute:",
                     "",
                     frontier_table(result),
                     "",
                 ]
+            if key == "approach2":
+                out += [minima_table(result), ""]
         else:
             out += [f"Not fitted: {fits.skipped[key]}", ""]
     out += ["## Held-out check", ""]
@@ -315,12 +414,20 @@ def markdown(study: Study, fits: Fits, command: str, plots: list[str]) -> str:
     if held is None:
         out += [f"Not run: {fits.skipped['heldout']}", ""]
     else:
+        fixed = "" if held.e_fixed is None else f" with E fixed at {held.e_fixed:.4f}"
         out += [
-            f"Fitted Approach 3 on the {held.n_fit} points with C < {held.c_cut:.3g}, predicted "
-            f"the {held.n_heldout} above: mean absolute relative error "
+            f"Fitted Approach 3{fixed} on the {held.n_fit} points with C < {held.c_cut:.3g}, "
+            f"predicted the {held.n_heldout} above: mean absolute relative error "
             f"{held.mean_abs_rel_error:.2%}, max {held.max_abs_rel_error:.2%}.",
             "",
         ]
+        if held.min_loss_rel_error is not None:
+            out += [
+                f"Minimum loss at the held-out budget: predicted {held.min_loss_predicted:.4f}, "
+                f"measured {held.min_loss_measured:.4f} (the IsoFLOP parabola's minimum), "
+                f"relative error {held.min_loss_rel_error:+.2%}.",
+                "",
+            ]
     share = study.compile_share()
     if share is not None:
         out += [
@@ -330,6 +437,9 @@ def markdown(study: Study, fits: Fits, command: str, plots: list[str]) -> str:
             "",
         ]
     out += ["## Runs", "", runs_table(study), ""]
+    lrs = lr_table(study)
+    if lrs is not None:
+        out += ["## Learning rates tried (the best per point is fitted)", "", lrs, ""]
     if len(study.failed):
         out += ["Runs not completed:", ""]
         for row in study.failed.itertuples():
@@ -367,7 +477,7 @@ def write_report(study: Study, fits: Fits, results_dir: Path, command: str) -> l
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", type=Path, help="directory holding the study's run dirs")
-    parser.add_argument("results", type=Path, help="output directory, e.g. results/smoke")
+    parser.add_argument("results", type=Path, help="output directory, e.g. results/isoflop")
     parser.add_argument("--name", help="study name (default: the results dir's name)")
     parser.add_argument("--n-convention", choices=sorted(N_COLUMNS), default="nonembedding")
     parser.add_argument("--bootstrap", type=int, default=1000, help="resamples per fit")

@@ -67,6 +67,9 @@ class HparamRules:
     # capped at warmup_max_fraction of the run so that short runs still spend most steps trained.
     warmup_tokens_per_param: float = 1.0
     warmup_max_fraction: float = 0.2
+    # > 0: warmup is this share of each run instead (the same share of steps for every rung, so
+    # N tokens of warmup cannot eat a large share of a large rung's short run on a CPU budget).
+    warmup_fraction: float = 0.0
     # Each point is trained once per multiplier of lr(N); records keep every run and the analysis
     # picks the best learning rate per (N, D).
     lr_multipliers: list[float] = field(default_factory=lambda: [1.0])
@@ -209,6 +212,8 @@ def batch_size_for(n_params: float, seq_len: int, rules: HparamRules) -> int:
 
 
 def warmup_tokens_for(n_params: float, tokens: int, rules: HparamRules) -> int:
+    if rules.warmup_fraction > 0:
+        return int(rules.warmup_fraction * tokens)
     return int(min(rules.warmup_tokens_per_param * n_params, rules.warmup_max_fraction * tokens))
 
 

@@ -29,7 +29,9 @@ Operands are uniform in [0, 10^digits) (as in GPT-3's arithmetic tasks). Named c
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import itertools
 import math
 import operator
 import re
@@ -44,7 +46,8 @@ import numpy as np
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from scaling.config import ConfigError, TaskConfig
+from scaling.config import ConfigError, SyntheticConfig, TaskConfig
+from scaling.data.synthetic import build_world
 
 TERMINATOR = "\n"  # ends every answer; prompts never contain it
 PAD_ID = 0  # NUL: never a byte of task text
@@ -232,6 +235,10 @@ class Task:
     def _enumerate(self) -> list[Example]:
         raise ConfigError(f"task {self.name}: kind {self.kind} cannot enumerate its problems")
 
+    def check_source(self, data: Any) -> None:
+        """ConfigError when a source run trained on `data` (its DataConfig) cannot be scored on
+        this task; any byte-level source can for the text tasks."""
+
     # -- parameter checks
 
     def _check(self, ok: bool, key: str, requirement: str) -> None:
@@ -330,13 +337,28 @@ class Task:
         return batch_examples([encode(q.example, q.shots) for q in queries], seq_len, self.name)
 
     def train_batch(self, seed: int, step: int, batch_size: int, seq_len: int) -> TaskBatch:
-        """Fine-tuning batch `step`: train-split queries with cfg.few_shot shots each.
+        """Fine-tuning batch `step`: rows of solved train-split examples back to back, as many
+        whole examples as fit in seq_len + 1 tokens, with the loss on every answer.
 
-        A pure function of (seed, step, batch_size, seq_len), like a corpus's train_batch, so a
-        resumed fine-tuning run sees exactly the data it would have seen.
+        Every answer of every row is trained on (the earlier examples of a row are the later
+        ones' shots), so a row of 128 bytes teaches about 128 / (example length) answers rather
+        than one. A pure function of (seed, step, batch_size, seq_len), like a corpus's
+        train_batch, so a resumed fine-tuning run sees exactly the data it would have seen.
         """
         rng = np.random.default_rng([seed, _TRAIN_STREAM, step])
-        return self.batch(self.queries("train", rng, batch_size, self.cfg.few_shot), seq_len)
+        width = seq_len + 1
+        chunk = batch_size * max(1, math.ceil(width / self.mean_text_len))
+        examples = (encode(e) for _ in itertools.count() for e in self.sample("train", rng, chunk))
+        rows, pending = [], next(examples)
+        for _ in range(batch_size):
+            parts, used = [pending], len(pending[0])  # one example at least (else ConfigError)
+            for pending in examples:
+                if used + len(pending[0]) > width:
+                    break  # it starts the next row
+                parts.append(pending)
+                used += len(pending[0])
+            rows.append(tuple(np.concatenate(column) for column in zip(*parts, strict=True)))
+        return batch_examples(rows, seq_len, self.name)
 
     @cached_property
     def mean_text_len(self) -> float:
@@ -386,18 +408,32 @@ class _Binary(Task):
 
 @register
 class Addition(_Binary):
-    """`"123+456="` -> `"579\\n"`, operands uniform in [0, 10^digits)."""
+    """`"123+456="` -> `"579\\n"`, operands uniform in [0, 10^digits).
+
+    With `reverse`, operands are zero-padded to `digits` and the sum, zero-padded to digits + 1,
+    is written least significant digit first (`"123+456="` -> `"9750\\n"`): every answer digit
+    then depends only on the operand digits at a fixed offset and the carry just written, the
+    format in which small transformers learn addition (Lee et al. 2023, "Teaching Arithmetic to
+    Small Transformers"). Every example has the same length, and its prompts (always `digits`
+    wide) are distinct from the unpadded format's wherever an operand has fewer digits.
+    """
 
     kind = "addition"
-    defaults: ClassVar[dict[str, Any]] = {"digits": 3}
+    defaults: ClassVar[dict[str, Any]] = {"digits": 3, "reverse": False}
 
     def _configure(self) -> None:
         self.digits = self._int("digits", 1, 18)  # operands drawn as int64
+        self.reverse = self.params["reverse"]
+        self._check(isinstance(self.reverse, bool), "reverse", "true or false")
 
     def bounds(self) -> tuple[int, int]:
         return 10**self.digits, 10**self.digits
 
     def example(self, a: int, b: int) -> Example:
+        if self.reverse:
+            width = self.digits
+            total = str(a + b).zfill(width + 1)[::-1]
+            return Example(f"{a:0{width}d}+{b:0{width}d}=", f"{total}{TERMINATOR}")
         return Example(f"{a}+{b}=", f"{a + b}{TERMINATOR}")
 
 
@@ -546,6 +582,103 @@ class KVRetrieval(Task):
             pairs = ",".join(f"{a}:{b}" for a, b in zip(k, v, strict=True))
             out.append(Example(f"{pairs}|{k[q]}=", f"{v[q]}{TERMINATOR}"))
         return out
+
+
+@register
+class Facts(Task):
+    """Recall of the synthetic corpus's facts: `chain` facts back to back, as the corpus writes
+    them (`[key][value]` segments from a segment boundary), scored on their values.
+
+    The world is the one `scaling.data.synthetic` draws from the same parameters (the defaults
+    of `SyntheticConfig`; a source run must have been trained on the same world, which
+    `check_source` enforces). An example is `chain` facts whose ranks are drawn log-uniformly
+    in [1, max_rank], so that each doubling of the facts a model has memorised in frequency
+    order adds the same share of recallable facts. The answer is every value symbol (noise-free,
+    the mode the corpus writes), the keys are context: exact match needs all `chain` values
+    right, per-token accuracy is the share of value symbols right. Facts are memorised rather
+    than computed, so there is no train/eval split: fine-tuning on facts is more of the corpus.
+    """
+
+    kind = "facts"
+    defaults: ClassVar[dict[str, Any]] = {
+        "chain": 1,
+        "max_rank": 256,
+        **{f.name: f.default for f in dataclasses.fields(SyntheticConfig)},
+    }
+
+    def __init__(self, cfg: TaskConfig):
+        self.cfg, self.name = cfg, cfg.name
+        unknown = sorted(set(cfg.params) - set(self.defaults))
+        if unknown:
+            raise ConfigError(
+                f"task {cfg.name}: unknown params {unknown} for kind {self.kind} "
+                f"(known: {sorted(self.defaults)})"
+            )
+        self.params = {**self.defaults, **cfg.params}
+        self.chain = self._int("chain", 1, 64)
+        world = {k: self.params[k] for k in _WORLD_KEYS}
+        try:
+            self.world = build_world(SyntheticConfig(**world))
+        except ConfigError as err:
+            raise ConfigError(f"task {cfg.name}: {err}") from None
+        self.max_rank = self._int("max_rank", 1, self.world.cfg.n_facts)
+        self.n_problems = self.max_rank**self.chain
+        self._pools = None
+
+    def check_source(self, data: Any) -> None:
+        """ConfigError unless `data` (a source run's DataConfig) drew this task's world."""
+        if data.corpus != "synthetic":
+            raise ConfigError(
+                f"task {self.name}: facts of the synthetic corpus, but the source was trained "
+                f"on data.corpus={data.corpus}"
+            )
+        for key in _WORLD_KEYS:
+            theirs = getattr(data.synthetic, key)
+            if theirs != self.params[key]:
+                raise ConfigError(
+                    f"task {self.name}: params.{key}={self.params[key]!r} differs from the "
+                    f"source's data.synthetic.{key}={theirs!r}: its facts are another world's"
+                )
+
+    @cached_property
+    def mean_text_len(self) -> float:
+        return float(self.chain * self.world.segment_len)
+
+    def _ranks(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """(n, chain) fact ranks, log-uniform in [1, max_rank] (as 0-based indices)."""
+        u = rng.uniform(0.0, math.log(self.max_rank + 1), size=(n, self.chain))
+        return np.minimum(np.floor(np.exp(u)).astype(np.int64), self.max_rank) - 1
+
+    def eval_set(self) -> list[np.ndarray]:
+        rng = np.random.default_rng([self.cfg.seed, _EVAL_STREAM])
+        return list(self._ranks(rng, self.cfg.n_eval))
+
+    def batch(self, queries: Sequence[np.ndarray], seq_len: int) -> TaskBatch:
+        world, width = self.world, seq_len + 1
+        encoded = []
+        for ranks in queries:
+            tokens = world.segments[np.asarray(ranks)].reshape(-1).astype(np.int32)
+            mask = np.zeros(len(tokens), dtype=bool)
+            mask.reshape(len(ranks), world.segment_len)[:, world.key_len :] = True
+            encoded.append((tokens, mask))
+        if encoded and len(encoded[0][0]) > width:
+            raise ConfigError(
+                f"task {self.name}: {self.chain} facts of {world.segment_len} tokens do not fit "
+                f"seq_len + 1 = {width}; lower params.chain or raise data.seq_len"
+            )
+        return batch_examples(encoded, seq_len, self.name)
+
+    def train_batch(self, seed: int, step: int, batch_size: int, seq_len: int) -> TaskBatch:
+        rng = np.random.default_rng([seed, _TRAIN_STREAM, step])
+        return self.batch(list(self._ranks(rng, batch_size)), seq_len)
+
+    def sample(self, split: Split, rng: np.random.Generator, n: int) -> list[Example]:
+        raise ConfigError(
+            f"task {self.name}: facts are the corpus itself; they cannot be mixed into it"
+        )
+
+
+_WORLD_KEYS = tuple(f.name for f in dataclasses.fields(SyntheticConfig))
 
 
 # ---------------------------------------------------------------- configs

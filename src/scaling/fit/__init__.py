@@ -7,6 +7,7 @@
 - Kaplan et al. 2020 (`kaplan_fit`), Muennighoff et al. 2023 (`data_constrained_fit`),
   Hernandez et al. 2021 (`transfer_fit`).
 - `heldout_check`: fit below a compute cut, predict above it.
+- `scaling.fit.design`: can a planned grid recover a known law (simulated before any run)?
 - `load_points`: the (N, D, C, loss) table of a CSV with named columns.
 
 Every fit returns a JSON-able `FitResult` of `Estimate(estimate, ci_low, ci_high)`.
@@ -25,7 +26,7 @@ from scaling.fit.chinchilla import (
     start_grid,
 )
 from scaling.fit.data_constrained import DataConstrainedLaw, data_constrained_fit, effective_data
-from scaling.fit.frontier import envelope_fit, group_budgets, isoflop_fit
+from scaling.fit.frontier import envelope_fit, group_budgets, isoflop_fit, isoflop_minima
 from scaling.fit.heldout import HeldOutResult, heldout_check
 from scaling.fit.powerlaw import kaplan_fit, transfer_fit
 from scaling.fit.results import Estimate, FitResult, percentile_interval
@@ -51,6 +52,7 @@ __all__ = [
     "group_budgets",
     "heldout_check",
     "isoflop_fit",
+    "isoflop_minima",
     "kaplan_fit",
     "load_points",
     "percentile_interval",

@@ -4,6 +4,9 @@
 Parameters x = (a, b, e, alpha, beta) with A = exp(a), B = exp(b), E = exp(e); predicted log
 loss = logsumexp(a - alpha log N, b - beta log D, e); objective = sum of Huber(delta) of
 (predicted log L - log L); L-BFGS from every point of a grid of starts, best objective kept.
+
+With `e_fixed` the irreducible loss is not fitted but set (a corpus of known entropy, such as the
+synthetic one, has a known E): the same objective over x = (a, b, alpha, beta), e = log e_fixed.
 """
 
 from __future__ import annotations
@@ -95,6 +98,33 @@ def _objective(x, w, shared):
     return jnp.sum(w * huber(pred - log_loss, delta), axis=-1)
 
 
+def _objective_e_fixed(x, w, shared):
+    log_n, log_d, log_loss, delta, e = shared
+    a, b, alpha, beta = (x[:, i, None] for i in range(4))
+    pred = lse(a - alpha * log_n, b - beta * log_d, e)
+    return jnp.sum(w * huber(pred - log_loss, delta), axis=-1)
+
+
+_FREE_E = [0, 1, 3, 4]  # the columns of (a, b, e, alpha, beta) fitted when E is fixed
+
+
+def _problem(n, d, loss, delta: float, e_fixed: float | None):
+    """(objective, shared data) of the free-E or fixed-E fit."""
+    shared = _shared(n, d, loss, delta)
+    if e_fixed is None:
+        return _objective, shared
+    return _objective_e_fixed, (*shared, np.asarray(math.log(e_fixed)))
+
+
+def _full_x(x: np.ndarray, e_fixed: float | None) -> np.ndarray:
+    """(..., 5) parameters (a, b, e, alpha, beta) from a fit's own columns."""
+    if e_fixed is None:
+        return x
+    out = np.full((*x.shape[:-1], 5), math.log(e_fixed))
+    out[..., _FREE_E] = x
+    return out
+
+
 def objective(
     x: np.ndarray,
     n: np.ndarray,
@@ -135,23 +165,35 @@ def fit_chinchilla(
     starts: np.ndarray | None = None,
     weights: np.ndarray | None = None,
     n_bootstrap_starts: int = 4,
+    e_fixed: float | None = None,
 ) -> ChinchillaFit:
     """Approach 3 point fit from every start of `starts` (default: the paper's grid); `weights`
-    optionally weighs the rows (bootstrap counts give the fit of a resample)."""
+    optionally weighs the rows (bootstrap counts give the fit of a resample). With `e_fixed`,
+    E is that value and the starts are the grid's distinct (a, b, alpha, beta)."""
     n, d, loss = positive("N, D, loss", n, d, loss)
+    e_fixed = _checked_e(e_fixed)
     starts = start_grid() if starts is None else np.asarray(starts, float)
+    if e_fixed is not None:
+        starts = np.unique(starts[:, _FREE_E], axis=0)
     weights = np.ones(len(loss)) if weights is None else np.asarray(weights, float).ravel()
     if len(weights) != len(loss) or np.any(weights < 0):
         raise ValueError(f"weights must be {len(loss)} non-negative values")
-    res = multistart(_objective, starts, _shared(n, d, loss, delta), weights)
+    objective, shared = _problem(n, d, loss, delta, e_fixed)
+    res = multistart(objective, starts, shared, weights)
     return ChinchillaFit(
-        law=ChinchillaLaw.from_x(res.x),
+        law=ChinchillaLaw.from_x(_full_x(res.x, e_fixed)),
         objective=res.f,
         n_points=len(loss),
         n_starts=len(starts),
         n_at_best=int(np.sum(res.f_all <= res.f * (1 + 1e-4))),
-        bootstrap_starts=distinct_optima(res, n_bootstrap_starts),
+        bootstrap_starts=_full_x(distinct_optima(res, n_bootstrap_starts), e_fixed),
     )
+
+
+def _checked_e(e_fixed: float | None) -> float | None:
+    if e_fixed is not None and not (math.isfinite(e_fixed) and e_fixed > 0):
+        raise ValueError(f"e_fixed={e_fixed} must be a positive loss")
+    return e_fixed
 
 
 def bootstrap_chinchilla(
@@ -163,13 +205,20 @@ def bootstrap_chinchilla(
     n_resamples: int = 1000,
     seed: int = 0,
     delta: float = HUBER_DELTA,
+    e_fixed: float | None = None,
 ) -> np.ndarray:
     """(n_resamples, 5) fitted x = (a, b, e, alpha, beta) on rows resampled with replacement,
-    each the best of L-BFGS runs from `starts` (normally `ChinchillaFit.bootstrap_starts`)."""
+    each the best of L-BFGS runs from `starts` (normally `ChinchillaFit.bootstrap_starts`,
+    whose e column is ignored when `e_fixed` is given)."""
     n, d, loss = positive("N, D, loss", n, d, loss)
+    e_fixed = _checked_e(e_fixed)
+    starts = np.asarray(starts, float)
+    if e_fixed is not None:
+        starts = starts[:, _FREE_E]
     row_counts = resample_counts(len(loss), n_resamples, seed)
-    x, _ = refit(_objective, np.asarray(starts, float), row_counts, _shared(n, d, loss, delta))
-    return x
+    objective, shared = _problem(n, d, loss, delta, e_fixed)
+    x, _ = refit(objective, starts, row_counts, shared)
+    return _full_x(x, e_fixed)
 
 
 def _law_samples(x: np.ndarray) -> dict[str, np.ndarray]:
@@ -221,17 +270,28 @@ def chinchilla_approach3(
     level: float = 0.95,
     budgets: tuple[float, ...] = DEFAULT_BUDGETS,
     delta: float = HUBER_DELTA,
+    e_fixed: float | None = None,
+    starts: np.ndarray | None = None,
 ) -> FitResult:
     """Approach 3 fit with bootstrap intervals for A, B, E, alpha, beta, the frontier exponents
     a, b and coefficient G (N_opt = G (C/6)^a), and N_opt, D_opt, D_opt/N_opt at each budget.
-    Bootstrap refits start from the best few optima of the full fit (`bootstrap_chinchilla`)."""
-    best = fit_chinchilla(n, d, loss, delta=delta)
+    Bootstrap refits start from the best few optima of the full fit (`bootstrap_chinchilla`).
+    With `e_fixed`, E is set rather than fitted (its interval is that one value); `starts` as
+    in `fit_chinchilla` (default: the paper's grid)."""
+    best = fit_chinchilla(n, d, loss, delta=delta, e_fixed=e_fixed, starts=starts)
     point = best.law.to_dict()
     point.update(_exponents(point))
     samples = None
     if n_bootstrap:
         x = bootstrap_chinchilla(
-            n, d, loss, best.bootstrap_starts, n_resamples=n_bootstrap, seed=seed, delta=delta
+            n,
+            d,
+            loss,
+            best.bootstrap_starts,
+            n_resamples=n_bootstrap,
+            seed=seed,
+            delta=delta,
+            e_fixed=e_fixed,
         )
         samples = _law_samples(x)
         samples.update(_exponents(samples))
@@ -242,6 +302,7 @@ def chinchilla_approach3(
         derived={"frontier": frontier_table(best.law, samples, budgets, level)},
         info={
             "form": "L = E + A/N^alpha + B/D^beta",
+            "e_fixed": e_fixed,
             "loss": f"sum Huber(delta={delta}) of log-loss residuals, log-sum-exp form",
             "objective": best.objective,
             "n_starts": best.n_starts,

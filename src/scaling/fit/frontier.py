@@ -4,7 +4,8 @@ directly from runs, then power laws N_opt = G_N C^a and D_opt = G_D C^b fitted i
 Approach 1 (minimum-loss envelope): C = 6 N D at every logged point of every training curve;
 in each log-spaced bin of C the point of lowest loss gives (N_opt, D_opt).
 Approach 2 (IsoFLOP profiles): runs grouped by compute budget; per budget a parabola of loss
-against log N, whose vertex is N_opt(C) and D_opt = C / (6 N_opt).
+against log N, whose vertex is N_opt(C) and D_opt = C / (6 N_opt). Only budgets whose vertex
+lies inside their sizes enter the power laws; the others are listed with `interior` false.
 """
 
 from __future__ import annotations
@@ -161,23 +162,28 @@ def isoflop_minima(
     n: np.ndarray, c: np.ndarray, loss: np.ndarray, groups: np.ndarray, weights: np.ndarray
 ) -> dict[str, np.ndarray]:
     """Per budget group: C (geometric mean of the group), N_opt, D_opt = C/(6 N_opt), the
-    parabola's minimum loss, and whether N_opt lies within the sizes tried."""
+    parabola's minimum loss, and whether the minimum is interior: the vertex lies strictly
+    inside the sizes tried and the lowest measured loss is not at the smallest or largest."""
     out: dict[str, list] = {"C": [], "N_opt": [], "D_opt": [], "loss": [], "interior": []}
     log_n = np.log(n)
     for label in np.unique(groups):
-        m = groups == label
+        m = (groups == label) & (weights > 0)
         x, l_min = parabola_vertex(log_n[m], loss[m], weights[m])
         budget = float(np.exp(np.mean(np.log(c[m]))))
+        sizes, best = log_n[m], log_n[m][np.argmin(loss[m])]
+        inside = sizes.min() < x < sizes.max() and sizes.min() < best < sizes.max()
         out["C"].append(budget)
         out["N_opt"].append(np.exp(x))
         out["D_opt"].append(budget / (6 * np.exp(x)))
         out["loss"].append(l_min)
-        out["interior"].append(bool(log_n[m].min() <= x <= log_n[m].max()))
+        out["interior"].append(bool(inside))
     return {k: np.array(v) for k, v in out.items()}
 
 
 def _valid(m: dict[str, np.ndarray]) -> np.ndarray:
-    return np.isfinite(m["N_opt"])
+    """Budgets whose vertex is a measured minimum: finite and inside the sizes tried. A vertex
+    beyond the edge is an extrapolation of the parabola, not an optimum the runs found."""
+    return np.isfinite(m["N_opt"]) & m["interior"]
 
 
 def isoflop_fit(
@@ -200,7 +206,10 @@ def isoflop_fit(
     ok = _valid(minima)
     point = _power_laws(minima["C"][ok], minima["N_opt"][ok], minima["D_opt"][ok])
     if not np.isfinite(point["a"]):
-        raise ValueError(f"only {ok.sum()} budgets with a convex profile; need {_MIN_POINTS}")
+        raise ValueError(
+            f"only {ok.sum()} budgets with a convex profile whose minimum lies inside its sizes; "
+            f"need {_MIN_POINTS}"
+        )
     samples, per_budget = None, None
     if n_bootstrap:
         fits, n_opts = [], []
@@ -231,8 +240,18 @@ def _minima_table(minima: dict[str, np.ndarray], n_samples: np.ndarray | None, l
     for i, budget in enumerate(minima["C"]):
         sampled = None
         if n_samples is not None:
-            sampled = {"N_opt": n_samples[:, i], "D_opt": budget / (6 * n_samples[:, i])}
-        point = {"N_opt": minima["N_opt"][i], "D_opt": minima["D_opt"][i]}
+            n_b = n_samples[:, i]
+            sampled = {
+                "N_opt": n_b,
+                "D_opt": budget / (6 * n_b),
+                "tokens_per_param": budget / (6 * n_b**2),
+            }
+        n_opt = minima["N_opt"][i]
+        point = {
+            "N_opt": n_opt,
+            "D_opt": minima["D_opt"][i],
+            "tokens_per_param": budget / (6 * n_opt**2),
+        }
         est = estimates(point, sampled, level)
         rows.append(
             {

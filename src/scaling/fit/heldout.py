@@ -1,4 +1,5 @@
-"""Held-out check: fit Approach 3 below a compute cut, predict the losses above it."""
+"""Held-out check: fit Approach 3 below a compute cut, predict the losses above it, and the
+minimum loss reachable at the held-out compute (the IsoFLOP minimum of the largest budget)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,17 @@ class HeldOutResult:
     points: list[dict[str, float]] = field(
         default_factory=list
     )  # N, D, C, loss, predicted, rel_error
+    e_fixed: float | None = None  # E was set to this, not fitted
+    # At the held-out compute (the geometric mean C of the held-out rows): the fitted law's
+    # minimum over N of L(N, C/6N), against the measured minimum given to the check.
+    min_loss_predicted: float | None = None
+    min_loss_measured: float | None = None
+
+    @property
+    def min_loss_rel_error(self) -> float | None:
+        if self.min_loss_predicted is None or self.min_loss_measured is None:
+            return None
+        return (self.min_loss_predicted - self.min_loss_measured) / self.min_loss_measured
 
     def to_dict(self) -> dict[str, Any]:
         return jsonable(
@@ -36,6 +48,10 @@ class HeldOutResult:
                 "mean_abs_rel_error": self.mean_abs_rel_error,
                 "max_abs_rel_error": self.max_abs_rel_error,
                 "points": self.points,
+                "e_fixed": self.e_fixed,
+                "min_loss_predicted": self.min_loss_predicted,
+                "min_loss_measured": self.min_loss_measured,
+                "min_loss_rel_error": self.min_loss_rel_error,
             }
         )
 
@@ -48,9 +64,13 @@ def heldout_check(
     c_cut: float,
     c: np.ndarray | None = None,
     delta: float = HUBER_DELTA,
+    e_fixed: float | None = None,
+    min_loss_measured: float | None = None,
 ) -> HeldOutResult:
     """Fit on rows with C < c_cut (C = 6ND unless given), predict rows with C >= c_cut; relative
-    error = (predicted - loss) / loss per held-out point."""
+    error = (predicted - loss) / loss per held-out point. With `e_fixed` the fit sets E (see
+    `fit_chinchilla`). With `min_loss_measured` (e.g. the held-out budget's IsoFLOP minimum),
+    the law's own minimum at the held-out compute is predicted against it."""
     if c is None:
         n, d, loss = positive("N, D, loss", n, d, loss)
         c = 6.0 * n * d
@@ -62,9 +82,11 @@ def heldout_check(
             f"cut C={c_cut:.3g} leaves {fit_rows.sum()} rows to fit and {(~fit_rows).sum()} "
             f"to predict; need at least {_MIN_FIT_ROWS} and 1"
         )
-    law = fit_chinchilla(n[fit_rows], d[fit_rows], loss[fit_rows], delta=delta).law
+    law = fit_chinchilla(n[fit_rows], d[fit_rows], loss[fit_rows], delta=delta, e_fixed=e_fixed).law
     held = ~fit_rows
     predicted = law.loss(n[held], d[held])
+    c_held = float(np.exp(np.mean(np.log(c[held]))))
+    n_opt, d_opt = law.compute_optimal(c_held)
     rel = (predicted - loss[held]) / loss[held]
     points = [
         {"N": a, "D": b, "C": cc, "loss": y, "predicted": p, "rel_error": r}
@@ -80,4 +102,7 @@ def heldout_check(
         mean_abs_rel_error=float(np.mean(np.abs(rel))),
         max_abs_rel_error=float(np.max(np.abs(rel))),
         points=points,
+        e_fixed=e_fixed,
+        min_loss_predicted=float(law.loss(n_opt, d_opt)),
+        min_loss_measured=min_loss_measured,
     )
