@@ -167,7 +167,8 @@ def test_the_default_study_is_an_isoflop_grid_that_can_answer():
     rules = spec.hparams
     for p in points:
         assert p.warmup_tokens == int(0.05 * p.tokens)
-        assert p.lr == pytest.approx(rules.lr_ref * (p.n_params / rules.n_ref) ** -0.25, rel=5e-3)
+        lr = rules.lr_ref * (p.n_params / rules.n_ref) ** -rules.lr_exponent
+        assert p.lr == pytest.approx(lr, rel=5e-3)
     all_n = sorted({p.n_params for p in points})
     assert all_n[-1] / all_n[0] >= 16  # the span of N the fits see
     cfg = compose_config(["experiment=isoflop_cpu"])
