@@ -274,7 +274,7 @@ def signal_trials(
     seed = int(reference.name.rsplit("-s", 1)[1])
     name = f"{prefix}-{rng.randrange(1 << 30)}"
     run_dir = out_dir / name
-    found = []  # (signal, times, aimed step, stopped step, problems)
+    found = []  # (signal, times, aimed step, stopped step, problems, how it stopped)
     resumes = []  # resumed_from_step of each later start
     for i, (sig, times) in enumerate(stops):
         target = next_target(rng, last_step(run_dir), len(stops) - i - 1)
@@ -291,12 +291,14 @@ def signal_trials(
         problems = _stop_problems(sig, proc.returncode, stderr, record)
         if times == 1 and not (run_dir / rundir.CKPT_DIR / str(stopped)).is_dir():
             problems.append(f"no checkpoint at step {stopped}, where it stopped")
-        found.append((sig, times, target, stopped, problems))
+        # A second press may land after the first stop's save has ended the process.
+        how = "stopped at once" if "second SIGINT" in str(record.get("reason")) else "saved"
+        found.append((sig, times, target, stopped, problems, how))
     result = finish(out_dir, name, seed)
     resumes.append((rundir.read_record(run_dir) or {}).get("resumed_from_step"))
     diff = differences(run_dir, reference) if result.returncode == 0 else [result.stderr[-300:]]
     trials = []
-    for (sig, times, target, stopped, problems), resumed in zip(found, resumes, strict=True):
+    for (sig, times, target, stopped, problems, how), resumed in zip(found, resumes, strict=True):
         resumed = resumed or 0
         # Stopped at once (a second SIGINT), it may resume from any checkpoint up to the stop
         # (the saves in flight are lost); the comparison with the reference checks the rest.
@@ -305,7 +307,7 @@ def signal_trials(
             problems.append(f"the next start resumed from step {resumed}")
         sent = sig.name if times == 1 else f"{times} x {sig.name}"
         what = f"{sent} to {name} aimed at step {target}: stopped at step {stopped}"
-        done = f"exit {EXPECTED[sig][0]}, resumed from step {resumed}"
+        done = f"exit {EXPECTED[sig][0]}, {how}, resumed from step {resumed}"
         detail = "; ".join(problems + diff) or done
         kind = INTERRUPT if sig == signal.SIGINT else PREEMPT
         trials.append(Trial(kind, what, not problems and not diff, detail))
