@@ -51,3 +51,66 @@ def test_report_writes_tables_fits_and_plots(study_runs, tmp_path):
     assert len(points) == 1 + 6
     for name in ("loss_vs_compute", "loss_vs_n_and_d", "surface", "frontier", "residuals"):
         assert (results / f"{name}.png").stat().st_size > 10_000
+
+
+def isoflop_study(law, entropy) -> report.Study:
+    """A Study of an IsoFLOP grid sampled from `law`: 5 sizes at each of 3 budgets, the last
+    budget's sizes all on the right of its optimum (an edge minimum)."""
+    import numpy as np
+    import pandas as pd
+
+    rows = []
+    for i, c in enumerate((1e12, 3e12, 1e13)):
+        n_opt, _ = law.compute_optimal(c)
+        factors = np.geomspace(0.3, 3.3, 5) if i < 2 else np.geomspace(1.2, 8.0, 5)
+        for k, n in enumerate(n_opt * factors):
+            d = c / (6 * n)
+            loss = law.loss(n, d) * np.exp(0.002 * np.sin(7 * i + k))  # fixed, small wiggle
+            rows.append({"model": f"m{i}{k}", "N": n, "D": d, "C": c, "loss": loss})
+    points = pd.DataFrame(rows).assign(
+        run_dir=lambda p: p["model"],
+        lr=1e-3,
+        n_seeds=1,
+        seed_spread=0.0,
+        epochs=None,
+        unique_tokens=lambda p: p["D"],
+    )
+    runs = pd.DataFrame(
+        {
+            "status": "completed",
+            "model": points["model"],
+            "tokens_target": points["D"],
+            "tokens_seen": points["D"],
+            "n_params_nonembedding": points["N"],
+            "lr": 1e-3,
+            "final_val_loss": points["loss"],
+            "wall_time_s": 1.0,
+            "compile_time_s": 0.1,
+        }
+    )
+    curves = pd.DataFrame(columns=["run_dir", "N", "D", "C", "loss"])
+    return report.Study("iso", runs, points, curves, "nonembedding", entropy)
+
+
+def test_an_isoflop_study_fixes_e_flags_edge_budgets_and_holds_out_the_largest():
+    from scaling.fit import ChinchillaLaw
+
+    law = ChinchillaLaw(A=30.0, B=80.0, E=0.83, alpha=0.4, beta=0.35)
+    study = isoflop_study(law, entropy=0.83)
+    wanted = ("approach3", "approach3_e_fixed", "approach2", "heldout")
+    fits = report.fit_study(study, n_bootstrap=30, only=wanted)
+    name, chosen = fits.law()
+    assert name == "approach3_e_fixed" and chosen.value("E") == 0.83
+    assert abs(chosen.value("alpha") - law.alpha) < 0.03
+    minima = fits.results["approach2"].derived["isoflop_minima"]
+    assert [row["interior"] for row in minima] == [True, True, False]
+    held = fits.results["heldout"]
+    assert held.e_fixed == 0.83 and held.n_heldout == 5 and held.min_loss_measured is None
+    assert held.mean_abs_rel_error < 0.01
+    text = report.markdown(study, fits, "cmd", [])
+    assert "Approach 3 with E fixed at the corpus's exact entropy" in text
+    assert text.count("edge minimum, not used") == 1
+    assert report.report_budgets(study.points) == pytest.approx((1e12, 3e12, 1e13))
+    # without a known entropy only the free fit runs, and it is the one the verdicts read
+    free = report.fit_study(isoflop_study(law, entropy=None), n_bootstrap=0, only=wanted)
+    assert free.law()[0] == "approach3" and "approach3_e_fixed" in free.skipped

@@ -1,224 +1,440 @@
-"""PNG plots of a study and its fits (matplotlib, no display needed)."""
+"""Every PNG the reports write, in one style: a sweep's fits (`draw_all`) and a task study's
+metric curves (`task_curves`). Each axis is labelled with its units, each line has a legend
+entry, each figure a title that says what to look for. matplotlib (Agg), no display needed;
+the analysis side only: records and fits in, never model code.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import matplotlib
 
 matplotlib.use("Agg")
+import matplotlib.patheffects as effects  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.ticker import EngFormatter, LogLocator, NullFormatter  # noqa: E402
+
+from scaling.fit import ChinchillaLaw, group_budgets, isoflop_minima  # noqa: E402
+from scaling.fit.frontier import parabola  # noqa: E402
 
 if TYPE_CHECKING:
     from scaling.report import Fits, Study
 
+PANEL = (6.0, 4.4)  # inches per panel
+LEGEND = {"fontsize": 8, "framealpha": 0.85}
+LOSS_LABEL = "validation loss (nats/token)"
+N_LABELS = {
+    "nonembedding": "N, non-embedding parameters",
+    "with_head": "N, parameters with the head",
+    "total": "N, all parameters",
+}
 
-def _law(fits: Fits):
-    result = fits.results.get("approach3")
-    if result is None:
+
+def _axes(ncols: int, title: str):
+    fig, axes = plt.subplots(1, ncols, figsize=(PANEL[0] * ncols, PANEL[1]), squeeze=False)
+    fig.suptitle(title, fontsize=11)
+    return fig, list(axes[0])
+
+
+def _style(ax, xlabel: str, ylabel: str, title: str, xlog: bool = False, ylog: bool = False):
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3, which="major")
+    if xlog:
+        ax.set_xscale("log")
+        _log_ticks(ax.xaxis)
+    if ylog:
+        ax.set_yscale("log")
+        _log_ticks(ax.yaxis)
+
+
+def _log_ticks(axis) -> None:
+    """Labels at 1, 2 and 5 times powers of ten in engineering units (50k, 1M, 2T), none on
+    the minor ticks: matplotlib's default labels collide on spans of a decade or two."""
+    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0), numticks=12))
+    axis.set_major_formatter(EngFormatter(sep=""))
+    axis.set_minor_formatter(NullFormatter())
+
+
+def _law(fits: Fits) -> tuple[str, ChinchillaLaw] | None:
+    """The Approach 3 fit the verdicts read (E fixed where known), as a law, and its label."""
+    chosen = fits.law()
+    if chosen is None:
         return None
-    from scaling.fit import ChinchillaLaw
-
-    return ChinchillaLaw(**{k: result.value(k) for k in ("A", "B", "E", "alpha", "beta")})
+    name, result = chosen
+    law = ChinchillaLaw(**{k: result.value(k) for k in ("A", "B", "E", "alpha", "beta")})
+    label = "Approach 3, E fixed" if name == "approach3_e_fixed" else "Approach 3, E free"
+    return label, law
 
 
 def _floor(ax, study: Study, fits: Fits) -> None:
-    law = _law(fits)
-    if law is not None:
-        ax.axhline(law.E, color="gray", ls=":", lw=1, label=f"fitted E = {law.E:.3f}")
+    """The corpus's exact entropy and the E the free fit found; the loss axis spans the runs
+    and the entropy, so an E far below them is named in the legend, not drawn off the data."""
+    losses = study.points["loss"]
+    low, high = losses.min(), losses.max()
     if study.entropy is not None:
+        low = min(low, study.entropy)
         ax.axhline(
-            study.entropy, color="k", ls="--", lw=1, label=f"true entropy {study.entropy:.3f}"
+            study.entropy, color="k", ls="--", lw=1, label=f"exact entropy {study.entropy:.3f}"
         )
+    margin = 0.08 * (high - low)
+    ax.set_ylim(low - margin, high + margin)
+    free = fits.results.get("approach3")
+    if free is not None:
+        e = free.value("E")
+        where = "" if e >= low - margin else " (below the axis)"
+        ax.axhline(e, color="gray", ls=":", lw=1, label=f"E free fit {e:.3f}{where}")
 
 
-def _colors(values: np.ndarray):
+def _colors(values, cmap: str = "viridis") -> dict:
     unique = np.unique(values)
-    cmap = plt.get_cmap("viridis")
-    return {v: cmap(i / max(1, len(unique) - 1)) for i, v in enumerate(unique)}
+    colormap = plt.get_cmap(cmap)
+    return {v: colormap(0.9 * i / max(1, len(unique) - 1)) for i, v in enumerate(unique)}
+
+
+def _budgets(points: pd.DataFrame) -> list[tuple[float, pd.DataFrame]]:
+    """(C, rows) of each IsoFLOP budget holding 3+ sizes, smallest first."""
+    labels = group_budgets(points["C"].to_numpy())
+    out = []
+    for label in np.unique(labels):
+        rows = points[labels == label].sort_values("N")
+        if rows["N"].nunique() >= 3:
+            out.append((float(np.exp(np.log(rows["C"]).mean())), rows))
+    return out
+
+
+def isoflop_profiles(study: Study, fits: Fits, path: Path) -> Path | None:
+    """Per budget: the runs, Approach 2's parabola and its minimum; beside it the fitted law."""
+    budgets = _budgets(study.points)
+    if not budgets:
+        return None
+    fig, (left, right) = _axes(
+        2, "IsoFLOP profiles: at each compute budget, the size that trains best"
+    )
+    colors = _colors([c for c, _ in budgets], "plasma")
+    for c, rows in budgets:
+        color, log_n = colors[c], np.log(rows["N"].to_numpy())
+        left.scatter(rows["N"], rows["loss"], color=color, s=28, zorder=3, edgecolors="k", lw=0.4)
+        coef = parabola(log_n, rows["loss"].to_numpy(), np.ones(len(rows)))
+        one = np.zeros(len(rows), dtype=int)
+        minimum = isoflop_minima(
+            rows["N"].to_numpy(),
+            rows["C"].to_numpy(),
+            rows["loss"].to_numpy(),
+            one,
+            np.ones(len(rows)),
+        )
+        inside = bool(minimum["interior"][0])
+        label = f"C = {c:.2g}" + ("" if inside else " (edge minimum: not used)")
+        if coef is None:
+            left.plot([], [], color=color, label=label)
+            continue
+        grid = np.linspace(log_n.min(), log_n.max(), 60)
+        left.plot(
+            np.exp(grid),
+            np.polyval(coef, grid),
+            color=color,
+            ls="-" if inside else "--",
+            label=label,
+        )
+        if coef[0] > 0 and inside:
+            x = -coef[1] / (2 * coef[0])
+            left.plot(
+                np.exp(x), np.polyval(coef, x), marker="v", ms=9, color=color, mec="k", zorder=4
+            )
+    left.plot([], [], "kv", ms=7, label="parabola minimum (Approach 2)")
+    _floor(left, study, fits)
+    _style(
+        left, N_LABELS[study.n_convention], LOSS_LABEL, "Runs and Approach 2 parabolas", xlog=True
+    )
+    left.legend(**LEGEND)
+    chosen = _law(fits)
+    if chosen is not None:
+        label, law = chosen
+        for c, rows in budgets:
+            grid = np.geomspace(rows["N"].min() / 1.5, rows["N"].max() * 1.5, 80)
+            right.plot(grid, law.loss(grid, c / (6 * grid)), color=colors[c], label=f"C = {c:.2g}")
+            right.scatter(
+                rows["N"], rows["loss"], color=colors[c], s=20, edgecolors="k", lw=0.4, zorder=3
+            )
+            n_opt, d_opt = law.compute_optimal(c)
+            right.plot(
+                n_opt, law.loss(n_opt, d_opt), marker="*", ms=12, color=colors[c], mec="k", zorder=4
+            )
+        right.plot([], [], "k*", ms=9, label="the law's optimum")
+        _floor(right, study, fits)
+        _style(
+            right,
+            N_LABELS[study.n_convention],
+            LOSS_LABEL,
+            f"{label}: L(N, C/6N) and the runs",
+            xlog=True,
+        )
+        right.legend(**LEGEND)
+    return _save(fig, path)
 
 
 def loss_vs_compute(study: Study, fits: Fits, path: Path) -> Path:
-    """Training curves against compute with the envelope, and IsoFLOP profiles of the law."""
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
+    """Training curves against compute: the envelope of the lowest loss is Approach 1."""
+    fig, (ax,) = _axes(1, "Training curves against compute")
     colors = _colors(study.curves["N"].to_numpy())
     for _, curve in study.curves.groupby("run_dir"):
-        n = curve["N"].iloc[0]
-        left.plot(curve["C"], curve["loss"], color=colors[n], lw=1, alpha=0.8)
+        ax.plot(curve["C"], curve["loss"], color=colors[curve["N"].iloc[0]], lw=1, alpha=0.8)
     for n, color in colors.items():
-        left.plot([], [], color=color, label=f"N = {n:,.0f}")
+        ax.plot([], [], color=color, label=f"N = {n:,.0f}")
     a1 = fits.results.get("approach1")
     if a1 is not None:
         env = a1.derived["envelope"]
-        left.scatter(
+        ax.scatter(
             [r["C"] for r in env],
             [r["loss"] for r in env],
             c="r",
-            s=12,
+            s=14,
             zorder=3,
-            label="envelope (Approach 1)",
+            label="lowest loss per bin of C (Approach 1)",
         )
-    _floor(left, study, fits)
-    left.set(
-        xscale="log",
-        xlabel="C = 6ND (FLOPs)",
-        ylabel="validation loss (nats/token)",
-        title="Training curves against compute",
+    _floor(ax, study, fits)
+    _style(
+        ax,
+        "C = 6ND so far (FLOPs)",
+        LOSS_LABEL,
+        "Each run's validation loss as it trains",
+        xlog=True,
     )
-    left.legend(fontsize=7)
-
-    law = _law(fits)
-    p = study.points
-    n_grid = np.geomspace(p["N"].min() / 3, p["N"].max() * 3, 100)
-    budgets = np.geomspace(p["C"].min(), p["C"].max(), 5)
-    bcolors = plt.get_cmap("plasma")(np.linspace(0, 0.85, len(budgets)))
-    if law is not None:
-        for c, color in zip(budgets, bcolors, strict=True):
-            right.plot(
-                n_grid, law.loss(n_grid, c / (6 * n_grid)), color=color, label=f"C = {c:.2g}"
-            )
-            n_opt, _ = law.compute_optimal(c)
-            right.scatter(
-                [n_opt], [law.loss(n_opt, c / (6 * n_opt))], color=color, marker="*", s=60
-            )
-    right.scatter(
-        p["N"],
-        p["loss"],
-        c=np.log10(p["C"]),
-        cmap="plasma",
-        s=18,
-        edgecolors="k",
-        linewidths=0.3,
-        label="runs (colour: log10 C)",
-    )
-    _floor(right, study, fits)
-    right.set(
-        xscale="log",
-        xlabel=f"N ({study.n_convention})",
-        ylabel="loss (nats/token)",
-        title="IsoFLOP profiles of the fitted law (* = optimum)",
-    )
-    right.legend(fontsize=7)
+    ax.legend(**LEGEND)
     return _save(fig, path)
 
 
-def loss_vs_n_and_d(study: Study, fits: Fits, path: Path) -> Path:
-    p, law = study.points, _law(fits)
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
-    for ax, x, other, label in ((axes[0], "N", "D", "N"), (axes[1], "D", "N", "D (tokens)")):
-        colors = _colors(p[other].to_numpy())
-        grid = np.geomspace(p[x].min() / 2, p[x].max() * 2, 100)
-        for value, group in p.groupby(other):
-            color = colors[value]
-            ax.scatter(group[x], group["loss"], color=color, s=20, label=f"{other} = {value:.3g}")
-            if law is not None:
-                fixed = np.full_like(grid, value)
-                pred = law.loss(grid, fixed) if x == "N" else law.loss(fixed, grid)
-                ax.plot(grid, pred, color=color, lw=1)
-        _floor(ax, study, fits)
-        ax.set(
-            xscale="log",
-            xlabel=label,
-            ylabel="loss (nats/token)",
-            title=f"Loss against {x} (lines: Approach 3 fit)",
-        )
-        ax.legend(fontsize=7)
-    return _save(fig, path)
-
-
-def surface(study: Study, fits: Fits, path: Path) -> Path | None:
-    law = _law(fits)
-    if law is None:
+def e_profile(study: Study, fits: Fits, path: Path) -> Path | None:
+    """Is E identified? The fit's objective with E fixed at each value, against the truth."""
+    free, profile = fits.results.get("approach3"), fits.results.get("e_profile")
+    if free is None or profile is None:
         return None
-    p = study.points
-    n = np.geomspace(p["N"].min() / 2, p["N"].max() * 2, 80)
-    d = np.geomspace(p["D"].min() / 2, p["D"].max() * 2, 80)
-    nn, dd = np.meshgrid(n, d)
-    fig, ax = plt.subplots(figsize=(6.5, 5))
-    contour = ax.contourf(nn, dd, law.loss(nn, dd), levels=20, cmap="viridis")
-    fig.colorbar(contour, label="fitted loss (nats/token)")
-    c = np.geomspace(6 * n[0] * d[0], 6 * n[-1] * d[-1], 50)
-    n_opt, d_opt = law.compute_optimal(c)
-    ax.plot(n_opt, d_opt, "w--", lw=1.5, label="compute-optimal frontier")
-    ax.scatter(p["N"], p["D"], c="r", s=14, label="runs")
-    ax.set(
-        xscale="log",
-        yscale="log",
-        xlim=(n[0], n[-1]),
-        ylim=(d[0], d[-1]),
-        xlabel=f"N ({study.n_convention})",
-        ylabel="D (tokens)",
-        title="Fitted L(N, D)",
+    rows = profile.derived["profile"]
+    e = np.array([r["E"] for r in rows])
+    objective = np.array([r["objective"] for r in rows])
+    fig, (ax,) = _axes(1, "Is the irreducible loss identified by these runs?")
+    ax.plot(e, objective / objective.min(), "b-o", ms=3, label="Approach 3 with E fixed at x")
+    est = free.params["E"]
+    if est.ci_low is not None:
+        ax.axvspan(est.ci_low, est.ci_high, color="gray", alpha=0.25, label="E free: 95% interval")
+    ax.axvline(est.estimate, color="gray", ls=":", label=f"E free: {est.estimate:.3f}")
+    if study.entropy is not None:
+        ax.axvline(study.entropy, color="k", ls="--", label=f"exact entropy {study.entropy:.3f}")
+    _style(
+        ax, "E (nats/token)", "objective / its minimum", "Where the curve is flat the runs cannot tell E apart"
     )
-    ax.legend(fontsize=7)
+    ax.legend(**LEGEND)
     return _save(fig, path)
 
 
 def frontier(study: Study, fits: Fits, path: Path) -> Path | None:
-    result = fits.results.get("approach3")
-    if result is None:
+    """Compute-optimal N and tokens per parameter against C, from every approach fitted."""
+    chosen = fits.law()
+    a2 = fits.results.get("approach2")
+    if chosen is None and a2 is None:
         return None
-    rows = result.to_dict()["derived"]["frontier"]
-    c = np.array([r["C"] for r in rows])
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
-    for ax, key, label in (
-        (axes[0], "N_opt", "N_opt"),
-        (axes[1], "tokens_per_param", "D_opt / N_opt"),
-    ):
-        est = np.array([r[key]["estimate"] for r in rows])
-        ax.plot(c, est, "b-o", ms=3, label="Approach 3")
-        low = [r[key]["ci_low"] for r in rows]
-        if None not in low:
-            ax.fill_between(c, low, [r[key]["ci_high"] for r in rows], alpha=0.25, label="95% CI")
-        ax.set(xscale="log", yscale="log", xlabel="C (FLOPs)", ylabel=label)
-    for name, marker in (("approach1", "s"), ("approach2", "^")):
-        other = fits.results.get(name)
-        if other is not None:
-            fitted = other.value("G_N") * c ** other.value("a")
-            axes[0].plot(c, fitted, ls="--", marker=marker, ms=3, label=name)
-    if study.n_convention == "nonembedding":
-        axes[1].axhline(20, color="gray", ls=":", label="20 tokens/parameter (Chinchilla)")
-    axes[0].set_title("Compute-optimal model size")
-    axes[1].set_title("Compute-optimal tokens per parameter")
-    for ax in axes:
-        ax.legend(fontsize=7)
+    fig, axes = _axes(2, "The compute-optimal frontier inside the budgets run")
+    keys = (("N_opt", N_LABELS[study.n_convention]), ("tokens_per_param", "D_opt / N_opt"))
+    for name, style in (("approach3_e_fixed", "b-"), ("approach3", "c--")):
+        result = fits.results.get(name)
+        if result is None:
+            continue
+        rows = result.to_dict()["derived"]["frontier"]
+        c = np.array([r["C"] for r in rows])
+        label = "Approach 3, E fixed" if name == "approach3_e_fixed" else "Approach 3, E free"
+        for ax, (key, _) in zip(axes, keys, strict=True):
+            ax.plot(c, [r[key]["estimate"] for r in rows], style, label=label)
+            low = [r[key]["ci_low"] for r in rows]
+            if None not in low and name == "approach3_e_fixed":
+                ax.fill_between(
+                    c,
+                    low,
+                    [r[key]["ci_high"] for r in rows],
+                    color="b",
+                    alpha=0.15,
+                    label=f"{label}: 95% interval",
+                )
+    if a2 is not None:
+        for row in a2.to_dict()["derived"]["isoflop_minima"]:
+            for ax, (key, _) in zip(axes, keys, strict=True):
+                est = row[key]
+                err = None
+                if est["ci_low"] is not None:
+                    err = [[est["estimate"] - est["ci_low"]], [est["ci_high"] - est["estimate"]]]
+                ax.errorbar(
+                    [row["C"]],
+                    [est["estimate"]],
+                    yerr=err,
+                    fmt="o" if row["interior"] else "x",
+                    color="r",
+                    capsize=3,
+                )
+        for ax in axes:
+            ax.plot([], [], "ro", label="Approach 2 minimum, 95% interval")
+            ax.plot([], [], "rx", label="Approach 2 edge minimum (not used)")
+    axes[1].axhspan(10, 40, color="orange", alpha=0.15, label="the claim's ~20 tokens/param band")
+    for ax, (key, label) in zip(axes, keys, strict=True):
+        title = "Compute-optimal size" if key == "N_opt" else "Compute-optimal tokens per parameter"
+        _style(ax, "C (FLOPs)", label, title, xlog=True, ylog=True)
+        ax.legend(**LEGEND)
+    return _save(fig, path)
+
+
+def surface(study: Study, fits: Fits, path: Path) -> Path | None:
+    chosen = _law(fits)
+    if chosen is None:
+        return None
+    label, law = chosen
+    p = study.points
+    n = np.geomspace(p["N"].min() / 2, p["N"].max() * 2, 80)
+    d = np.geomspace(p["D"].min() / 2, p["D"].max() * 2, 80)
+    nn, dd = np.meshgrid(n, d)
+    fig, (ax,) = _axes(1, f"{label}: the fitted loss surface and the runs")
+    contour = ax.contourf(nn, dd, law.loss(nn, dd), levels=20, cmap="viridis")
+    fig.colorbar(contour, label="fitted loss (nats/token)")
+    c = np.geomspace(6 * n[0] * d[0], 6 * n[-1] * d[-1], 50)
+    n_opt, d_opt = law.compute_optimal(c)
+    halo = [effects.Stroke(linewidth=4, foreground="k"), effects.Normal()]
+    ax.plot(n_opt, d_opt, color="w", lw=2, path_effects=halo, label="compute-optimal frontier")
+    ax.scatter(p["N"], p["D"], c="r", s=16, edgecolors="k", lw=0.4, label="runs")
+    ax.set(xlim=(n[0], n[-1]), ylim=(d[0], d[-1]))
+    _style(
+        ax,
+        N_LABELS[study.n_convention],
+        "D (tokens)",
+        "Lighter is lower loss",
+        xlog=True,
+        ylog=True,
+    )
+    ax.legend(**LEGEND)
     return _save(fig, path)
 
 
 def residuals(study: Study, fits: Fits, path: Path) -> Path | None:
-    law = _law(fits)
-    if law is None:
+    chosen = _law(fits)
+    if chosen is None:
         return None
+    label, law = chosen
     p = study.points
     rel = (law.loss(p["N"].to_numpy(), p["D"].to_numpy()) - p["loss"]) / p["loss"]
-    fig, ax = plt.subplots(figsize=(6.5, 4))
-    sc = ax.scatter(p["C"], 100 * rel, c=np.log10(p["N"]), cmap="viridis", s=20)
+    fig, (ax,) = _axes(1, f"{label}: how far each run lies from the law")
+    sc = ax.scatter(
+        p["C"], 100 * rel, c=np.log10(p["N"]), cmap="viridis", s=24, edgecolors="k", lw=0.4
+    )
     fig.colorbar(sc, label="log10 N")
     ax.axhline(0, color="k", lw=0.8)
-    ax.set(
-        xscale="log",
-        xlabel="C (FLOPs)",
-        ylabel="(fit - loss) / loss (%)",
-        title="Approach 3 residuals",
+    _style(
+        ax,
+        "C (FLOPs)",
+        "(law - run) / run (%)",
+        "Residuals: no trend means the form fits",
+        xlog=True,
     )
+    return _save(fig, path)
+
+
+def loss_vs_n_and_d(study: Study, fits: Fits, path: Path) -> Path | None:
+    """Loss against N at each D and against D at each N: for grids that repeat N and D."""
+    p = study.points
+    if p.groupby("D")["N"].nunique().max() < 2 or p.groupby("N")["D"].nunique().max() < 2:
+        return None  # an IsoFLOP grid repeats neither; isoflop_profiles shows it
+    chosen = _law(fits)
+    fig, axes = _axes(2, "Loss against N at fixed D, and against D at fixed N")
+    for ax, x, other in ((axes[0], "N", "D"), (axes[1], "D", "N")):
+        colors = _colors(p[other].to_numpy())
+        grid = np.geomspace(p[x].min() / 2, p[x].max() * 2, 100)
+        for value, group in p.groupby(other):
+            ax.scatter(
+                group[x], group["loss"], color=colors[value], s=20, label=f"{other} = {value:.3g}"
+            )
+            if chosen is not None:
+                fixed = np.full_like(grid, value)
+                pred = chosen[1].loss(grid, fixed) if x == "N" else chosen[1].loss(fixed, grid)
+                ax.plot(grid, pred, color=colors[value], lw=1)
+        _floor(ax, study, fits)
+        xlabel = N_LABELS[study.n_convention] if x == "N" else "D (tokens)"
+        _style(ax, xlabel, LOSS_LABEL, f"Against {x} (lines: the fitted law)", xlog=True)
+        ax.legend(**LEGEND)
     return _save(fig, path)
 
 
 def draw_all(study: Study, fits: Fits, out: Path) -> list[Path]:
     drawn = [
+        isoflop_profiles(study, fits, out / "isoflop.png"),
+        frontier(study, fits, out / "frontier.png"),
+        e_profile(study, fits, out / "e_profile.png"),
         loss_vs_compute(study, fits, out / "loss_vs_compute.png"),
         loss_vs_n_and_d(study, fits, out / "loss_vs_n_and_d.png"),
         surface(study, fits, out / "surface.png"),
-        frontier(study, fits, out / "frontier.png"),
         residuals(study, fits, out / "residuals.png"),
     ]
     return [path for path in drawn if path is not None]
 
 
-def _save(fig, path: Path) -> Path:
-    fig.tight_layout()
+# ------------------------------------------------------------------------------ task studies
+
+METRIC_LABELS = {
+    "exact_match": "exact match (share of answers)",
+    "token_accuracy": "per-token accuracy",
+    "edit_distance": "edit distance (tokens)",
+    "answer_logprob": "answer log prob (nats)",
+    "brier": "Brier score",
+}
+AXIS_LABELS = {
+    "n": "N of the source, non-embedding parameters",
+    "c": "pre-training compute C of the source (FLOPs)",
+    "loss": "pre-training val loss (nats/token), reversed: more capable to the right",
+}
+
+
+def task_curves(
+    curves: Mapping[str, Mapping[str, pd.DataFrame]], metrics: list[str], axis: str, path: Path
+) -> Path:
+    """Every task metric against one scale axis: curves[arm][task] is emergence.curve's table
+    (x, y) per metric, as {metric: table}. One panel per metric, one line per task and arm."""
+    fig, axes = _axes(
+        len(metrics),
+        f"Task metrics against {AXIS_LABELS[axis].split(',')[0]}: "
+        "a jump in exact match with smooth continuous metrics is a mirage",
+    )
+    styles = {"pretrain_only": "--s", "finetuned": "-o"}
+    for arm, tasks in curves.items():
+        for task, per_metric in tasks.items():
+            for ax, metric in zip(axes, metrics, strict=True):
+                c = per_metric[metric]
+                ax.plot(
+                    c["x"],
+                    c["y"],
+                    styles.get(arm, "-^"),
+                    ms=4,
+                    label=f"{task}, {arm.replace('_', '-')}",
+                )
+    for ax, metric in zip(axes, metrics, strict=True):
+        _style(
+            ax,
+            AXIS_LABELS[axis],
+            METRIC_LABELS[metric],
+            METRIC_LABELS[metric].split(" (")[0],
+            xlog=axis in ("n", "c"),
+        )
+        if axis == "loss":
+            ax.invert_xaxis()
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), **LEGEND)
+    fig.tight_layout(rect=(0, 0.06 + 0.04 * (len(labels) // 4), 1, 0.95))
+    return _save(fig, path, tight=False)
+
+
+def _save(fig, path: Path, tight: bool = True) -> Path:
+    if tight:
+        fig.tight_layout(rect=(0, 0, 1, 0.95))
     tmp = path.with_name(f".{path.name}.tmp.png")
     fig.savefig(tmp, dpi=110)
     plt.close(fig)

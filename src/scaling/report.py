@@ -60,15 +60,25 @@ def load_study(runs_root: Path, name: str, n_convention: str = "nonembedding") -
     runs = records.collect(runs_root)
     n_col = N_COLUMNS[n_convention]
     done = runs[runs["status"] == "completed"].dropna(subset=["final_val_loss"])
-    best = done.sort_values("final_val_loss").drop_duplicates(["model", "tokens_target"])
+    # Seeds of one (model, D, lr) are averaged (their spread kept), then the best lr is kept.
+    keys = ["model", "tokens_target", "lr"]
+    by_seed = done.groupby(keys)["final_val_loss"]
+    done = done.assign(
+        seed_mean=by_seed.transform("mean"),
+        seed_spread=by_seed.transform(lambda x: x.max() - x.min()),
+        n_seeds=by_seed.transform("size"),
+    )
+    best = done.sort_values(["seed_mean", "run_name"]).drop_duplicates(["model", "tokens_target"])
     points = pd.DataFrame(
         {
             "run_dir": best["run_dir"],
             "model": best["model"],
             "N": best[n_col].astype(float),
             "D": best["tokens_seen"].astype(float),
-            "loss": best["final_val_loss"].astype(float),
+            "loss": best["seed_mean"].astype(float),
             "lr": best["lr"],
+            "n_seeds": best["n_seeds"].astype(int),
+            "seed_spread": best["seed_spread"].astype(float),
             "epochs": best["epochs"],
             "unique_tokens": best["unique_tokens"].astype(float),
         }
@@ -201,6 +211,7 @@ def fit_study(
         ),
     )
     fits.attempt("heldout", lambda: _heldout(p, study.entropy))
+    fits.attempt("e_profile", lambda: _needs(len(p), 6, "E's profile") or _e_profile(p, study))
     repeated = p["epochs"].fillna(0).astype(float) > 1
     fits.attempt(
         "data_constrained",
@@ -231,6 +242,27 @@ def _isoflop(p: pd.DataFrame, n_bootstrap: int, seed: int) -> fit.FitResult:
         q["loss"].to_numpy(),
         n_bootstrap=n_bootstrap,
         seed=seed,
+    )
+
+
+def _e_profile(p: pd.DataFrame, study: Study, n_values: int = 13) -> fit.FitResult:
+    """Approach 3's objective with E fixed across (0, lowest loss): where the data pin E down
+    the profile has a clear minimum, where they cannot it is flat (plots.e_profile)."""
+    floor = float(p["loss"].min())
+    e_values = np.linspace(0.35 * floor, 0.98 * floor, n_values)
+    if study.entropy is not None and study.entropy < floor:
+        e_values = np.sort(np.append(e_values, study.entropy))
+    n, d, loss = (p[k].to_numpy() for k in ("N", "D", "loss"))
+    objective = fit.profile_e(n, d, loss, e_values)
+    rows = [
+        {"E": float(e), "objective": float(o)} for e, o in zip(e_values, objective, strict=True)
+    ]
+    return fit.FitResult(
+        method="approach3_e_profile",
+        params={},
+        n_points=len(p),
+        derived={"profile": rows},
+        info={"form": "min over A, B, alpha, beta of the Approach 3 objective at each fixed E"},
     )
 
 
@@ -337,13 +369,15 @@ def lr_table(study: Study) -> str | None:
 
 def runs_table(study: Study) -> str:
     lines = [
-        f"| model | N ({study.n_convention}) | D (tokens) | C = 6ND | lr | final val loss |",
-        "| --- | ---: | ---: | ---: | ---: | ---: |",
+        f"| model | N ({study.n_convention}) | D (tokens) | C = 6ND | lr | final val loss "
+        "| seeds (spread) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for row in study.points.itertuples():
+        seeds = f"{row.n_seeds} ({row.seed_spread:.4f})" if row.n_seeds > 1 else "1"
         lines.append(
             f"| {row.model} | {row.N:,.0f} | {row.D:,.0f} | {row.C:.3g} | {row.lr:.3g} | "
-            f"{row.loss:.4f} |"
+            f"{row.loss:.4f} | {seeds} |"
         )
     return "\n".join(lines)
 
@@ -375,8 +409,9 @@ def markdown(study: Study, fits: Fits, command: str, plots: list[str]) -> str:
         "",
         f"Conventions: N = `n_params_{study.n_convention}`"
         f"{' (Kaplan)' if study.n_convention == 'nonembedding' else ''}; D = tokens seen; "
-        "C = 6·N·D; loss = final validation cross-entropy in nats/token; where several learning "
-        "rates ran, the best is kept. Intervals are percentile bootstrap intervals.",
+        "C = 6·N·D; loss = final validation cross-entropy in nats/token, the mean over seeds "
+        "where several ran; where several learning rates ran, the best is kept. Intervals are "
+        "percentile bootstrap intervals.",
         "",
         "## Irreducible loss against truth",
         "",
@@ -408,11 +443,11 @@ def markdown(study: Study, fits: Fits, command: str, plots: list[str]) -> str:
             if key == "approach2":
                 out += [minima_table(result), ""]
         else:
-            out += [f"Not fitted: {fits.skipped[key]}", ""]
+            out += [f"Not fitted: {fits.skipped.get(key, 'not asked for')}", ""]
     out += ["## Held-out check", ""]
     held = fits.results.get("heldout")
     if held is None:
-        out += [f"Not run: {fits.skipped['heldout']}", ""]
+        out += [f"Not run: {fits.skipped.get('heldout', 'not asked for')}", ""]
     else:
         fixed = "" if held.e_fixed is None else f" with E fixed at {held.e_fixed:.4f}"
         out += [

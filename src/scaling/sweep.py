@@ -91,6 +91,9 @@ class GridSpec:
     param_convention: str = "nonembedding"  # the N of the rules and of the prior
     min_steps: int = 20  # isoflop: points with fewer optimizer steps are dropped
     seeds: list[int] = field(default_factory=lambda: [0])
+    # isoflop: the smallest budget also runs these seeds (the cheapest place to measure the
+    # seed-to-seed spread that a fit's noise and a design check need)
+    smallest_budget_seeds: list[int] = field(default_factory=list)
     hparams: HparamRules = field(default_factory=HparamRules)
     # Points that share a shape (group_key) train together in one job, one jitted step for all
     # (scaling.multimodel), at most this many per job; 1 trains every point alone.
@@ -293,12 +296,13 @@ def isoflop_grid(
     rungs_per_budget: int = 5,
     tokens_per_param: float = 20.0,
     min_steps: int = 20,
+    smallest_budget_seeds: Sequence[int] = (),
 ) -> list[Point]:
     """For each budget C, the rungs around the prior's optimum with D = C / flops_per_token(N).
 
     `rungs` must be sorted by size. D is rounded to whole optimizer steps (the trainer would
     round it up anyway); a point left with fewer than `min_steps` steps (at least 1) is dropped
-    with a log line.
+    with a log line. The smallest budget runs `smallest_budget_seeds` besides `seeds`.
     """
     rules = rules or HparamRules()
     ladder = sorted(rungs, key=lambda r: r.n_params)
@@ -330,8 +334,13 @@ def isoflop_grid(
                 )
                 continue
             tokens = steps * tokens_per_step
+            budget_seeds = list(seeds)
+            if budget == min(budgets):
+                budget_seeds += [s for s in smallest_budget_seeds if s not in budget_seeds]
             points.extend(
-                _points_at(rung, tokens, seq_len, rules, seeds, budget=budget, batch_size=batch)
+                _points_at(
+                    rung, tokens, seq_len, rules, budget_seeds, budget=budget, batch_size=batch
+                )
             )
     return _unique(points)
 
@@ -365,6 +374,7 @@ def expand(spec: GridSpec, rungs: Sequence[Rung], seq_len: int) -> list[Point]:
             spec.rungs_per_budget,
             spec.tokens_per_param,
             spec.min_steps,
+            spec.smallest_budget_seeds,
         )
     raise ConfigError(f"hydra.sweeper.grid.kind={spec.kind!r} is not one of {list(GRID_KINDS)}")
 

@@ -258,38 +258,22 @@ def markdown(study: TaskStudy, command: str, plots: list[str]) -> str:
 
 
 def plot_curves(study: TaskStudy, out: Path) -> list[Path]:
-    """One figure per axis: every task metric against it, pre-train-only and fine-tuned."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    """One figure per axis (N, compute, pre-training loss): every task metric against it, for
+    the pre-train-only and fine-tuned arms (scaling.plots.task_curves)."""
+    from scaling import plots  # matplotlib is imported only when plots are drawn
 
     written = []
-    labels = {"c": "pre-training compute C (FLOPs)", "n": "N", "loss": "pre-training loss"}
     for axis in ("n", "c", "loss"):
-        fig, axes = plt.subplots(1, len(transfer.METRICS), figsize=(4 * len(transfer.METRICS), 3.4))
-        for arm, table in study.emergence_input.items():
-            if table.empty:
-                continue
-            cols = _columns(table)
-            for task, rows in table.groupby("task"):
-                for ax, metric in zip(axes, transfer.METRICS, strict=True):
-                    c = emergence.curve(rows, metric, axis, cols)
-                    style = "-o" if arm == transfer.FINETUNED else "--s"
-                    ax.plot(c["x"], c["y"], style, label=f"{task} {arm}", ms=4)
-        for ax, metric in zip(axes, transfer.METRICS, strict=True):
-            ax.set_title(metric)
-            ax.set_xlabel(labels[axis])
-            if axis in ("n", "c"):
-                ax.set_xscale("log")
-            else:
-                ax.invert_xaxis()  # most capable to the right, as for N and C
-        axes[0].legend(fontsize=6)
-        fig.tight_layout()
+        curves = {
+            arm: {
+                task: {m: emergence.curve(rows, m, axis, _columns(table)) for m in transfer.METRICS}
+                for task, rows in table.groupby("task")
+            }
+            for arm, table in study.emergence_input.items()
+            if not table.empty
+        }
         path = out / f"metrics_vs_{axis}.png"
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        written.append(path)
+        written.append(plots.task_curves(curves, list(transfer.METRICS), axis, path))
     return written
 
 

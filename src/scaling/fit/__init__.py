@@ -23,6 +23,7 @@ from scaling.fit.chinchilla import (
     chinchilla_approach3,
     compute_optimal,
     fit_chinchilla,
+    profile_e,
     start_grid,
 )
 from scaling.fit.data_constrained import DataConstrainedLaw, data_constrained_fit, effective_data
@@ -56,6 +57,7 @@ __all__ = [
     "kaplan_fit",
     "load_points",
     "percentile_interval",
+    "profile_e",
     "resample_counts",
     "resample_indices",
     "start_grid",

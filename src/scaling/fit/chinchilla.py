@@ -321,3 +321,18 @@ def _bootstrap_info(n_resamples: int, seed: int, level: float, n_starts: int) ->
         "resampling": "rows with replacement",
         "refit_starts": f"end points of the {n_starts} lowest distinct optima of the full fit",
     }
+
+
+def profile_e(
+    n: np.ndarray,
+    d: np.ndarray,
+    loss: np.ndarray,
+    e_values: np.ndarray,
+    *,
+    delta: float = HUBER_DELTA,
+) -> np.ndarray:
+    """The Approach 3 objective minimised with E fixed at each of `e_values` (a profile): flat
+    where the data cannot tell E apart, a clear dip where they pin it down."""
+    return np.array(
+        [fit_chinchilla(n, d, loss, delta=delta, e_fixed=float(e)).objective for e in e_values]
+    )

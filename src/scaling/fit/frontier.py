@@ -142,18 +142,24 @@ def group_budgets(c: np.ndarray, rtol: float = 0.05) -> np.ndarray:
     return labels
 
 
+def parabola(log_n: np.ndarray, loss: np.ndarray, weights: np.ndarray) -> np.ndarray | None:
+    """(p2, p1, p0) of the weighted least-squares parabola of loss on log N; None when fewer
+    than 3 distinct sizes carry weight."""
+    used = weights > 0
+    if len(np.unique(log_n[used])) < 3:
+        return None
+    # np.polyfit weighs residuals, so sqrt of the row multiplicities.
+    return np.polyfit(log_n[used], loss[used], 2, w=np.sqrt(weights[used]))
+
+
 def parabola_vertex(
     log_n: np.ndarray, loss: np.ndarray, weights: np.ndarray
 ) -> tuple[float, float]:
-    """(log N, loss) at the vertex of the weighted least-squares parabola of loss on log N;
-    NaN when fewer than 3 distinct sizes carry weight or the parabola is not convex."""
-    used = weights > 0
-    if len(np.unique(log_n[used])) < 3:
+    """(log N, loss) at the vertex of `parabola`; NaN when there is none or it is not convex."""
+    coef = parabola(log_n, loss, weights)
+    if coef is None or coef[0] <= 0:
         return np.nan, np.nan
-    # np.polyfit weighs residuals, so sqrt of the row multiplicities.
-    p2, p1, p0 = np.polyfit(log_n[used], loss[used], 2, w=np.sqrt(weights[used]))
-    if p2 <= 0:
-        return np.nan, np.nan
+    p2, p1, p0 = coef
     x = -p1 / (2 * p2)
     return x, p0 + p1 * x + p2 * x * x
 
@@ -204,12 +210,10 @@ def isoflop_fit(
     groups = group_budgets(c, rtol) if budget is None else np.unique(budget, return_inverse=True)[1]
     minima = isoflop_minima(n, c, loss, groups, np.ones(len(n)))
     ok = _valid(minima)
+    if not np.isfinite(minima["N_opt"]).any():
+        raise ValueError("no budget has a convex profile (3+ sizes, loss curving up both ways)")
+    # With fewer than 3 interior minima the power laws are NaN, and the minima still reported.
     point = _power_laws(minima["C"][ok], minima["N_opt"][ok], minima["D_opt"][ok])
-    if not np.isfinite(point["a"]):
-        raise ValueError(
-            f"only {ok.sum()} budgets with a convex profile whose minimum lies inside its sizes; "
-            f"need {_MIN_POINTS}"
-        )
     samples, per_budget = None, None
     if n_bootstrap:
         fits, n_opts = [], []
@@ -231,6 +235,11 @@ def isoflop_fit(
             "runs with replacement within each budget",
             n_budgets=len(minima["C"]),
             n_budgets_used=int(ok.sum()),
+            power_laws=(
+                "fitted on the budgets with interior minima"
+                if ok.sum() >= _MIN_POINTS
+                else f"not fitted: {ok.sum()} budgets with interior minima, need {_MIN_POINTS}"
+            ),
         ),
     )
 
