@@ -227,9 +227,8 @@ def e_profile(study: Study, fits: Fits, path: Path) -> Path | None:
     ax.axvline(est.estimate, color="gray", ls=":", label=f"E free: {est.estimate:.3f}")
     if study.entropy is not None:
         ax.axvline(study.entropy, color="k", ls="--", label=f"exact entropy {study.entropy:.3f}")
-    _style(
-        ax, "E (nats/token)", "objective / its minimum", "Where the curve is flat the runs cannot tell E apart"
-    )
+    flat = "Where the curve is flat the runs cannot tell E apart"
+    _style(ax, "E (nats/token)", "objective / its minimum", flat)
     ax.legend(**LEGEND)
     return _save(fig, path)
 
