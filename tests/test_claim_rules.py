@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scaling import claims, emergence, rules
+from scaling import claims, emergence, report, rules
 from scaling.fit.results import Estimate, FitResult, interval_estimate
 from scaling.rules import BudgetRatio, Rules, SweepEvidence
 from scaling.verdicts import CONTRADICTED, NOT_RESOLVED, OUTCOMES, SUPPORTED
@@ -185,18 +185,29 @@ def test_claim2_reads_budgets_inside_the_sweep_only():
         derived={"frontier": frontier},
     )
     study = SimpleNamespace(points=points, entropy=1.52)
-    evidence = claims.sweep_evidence(study, SimpleNamespace(results={"approach3": a3}))
+    evidence = claims.sweep_evidence(study, report.Fits(results={"approach3": a3}))
     assert [b.C for b in evidence.ratios] == [1e12, 3e12]
     assert evidence.E_known == 1.52 and evidence.E_fit.estimate == 1.5
-    # Approach 2's per-budget minima, where fitted, come first: D/N = C / (6 N^2), ends swapped.
-    minima = [{"C": 6e12, "N_opt": est(2e5, 1e5, 4e5).to_dict(), "interior": False}]
+    # Approach 2's per-budget minima, where fitted, come first, with their interior flags.
+    minima = [
+        {
+            "C": 6e12,
+            "N_opt": est(2e5, 1e5, 4e5).to_dict(),
+            "tokens_per_param": est(25.0, 6.25, 100.0).to_dict(),
+            "interior": False,
+        }
+    ]
     a2 = FitResult("a2", {}, 6, derived={"isoflop_minima": minima})
-    evidence = claims.sweep_evidence(
-        study, SimpleNamespace(results={"approach3": a3, "approach2": a2})
-    )
+    evidence = claims.sweep_evidence(study, report.Fits(results={"approach3": a3, "approach2": a2}))
     (budget,) = evidence.ratios
     assert not budget.interior
     assert (budget.tokens_per_param.ci_low, budget.tokens_per_param.ci_high) == (6.25, 100.0)
+    # With E fixed at the known entropy, alpha and beta come from that fit; E_fit stays free.
+    fixed = FitResult("a3", {"alpha": est(0.5, 0.4, 0.6), "beta": est(0.4, 0.3, 0.5)}, 6)
+    both = report.Fits(results={"approach3": a3, "approach3_e_fixed": fixed})
+    evidence = claims.sweep_evidence(study, both)
+    assert evidence.alpha.estimate == 0.5 and "E fixed at 1.5200" in evidence.fit
+    assert evidence.E_fit.estimate == 1.5
 
 
 # ---------------------------------------------------------------------------------- claim 3
@@ -432,8 +443,17 @@ CLAIM5_TASKS = [
         {"a": emergence.MIRAGE, "b": emergence.SMOOTH}, C, id="every task a mirage or smooth"
     ),
     pytest.param(
-        {"a": emergence.MIRAGE, "b": emergence.NO_RISE}, NR, id="one task still unresolved"
+        {"a": emergence.MIRAGE, "b": emergence.NO_RISE},
+        C,
+        id="a task that never rose says nothing either way",
     ),
+    pytest.param(
+        {"a": emergence.SMOOTH, "b": emergence.UNDETERMINED}, C, id="nor one on too few scales"
+    ),
+    pytest.param(
+        {"a": emergence.NO_RISE, "b": emergence.UNDETERMINED}, NR, id="no task rose: nothing"
+    ),
+    pytest.param({"a": emergence.MIRAGE, "b": emergence.MIXED}, NR, id="mixed might emerge"),
     pytest.param({"a": emergence.MIXED}, NR, id="mixed"),
     pytest.param({}, NR, id="no task"),
 ]

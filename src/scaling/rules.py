@@ -292,10 +292,27 @@ EMERGENCE_OUTCOMES = {
 }
 
 
+# Labels that say nothing about how an ability arrives: it never rose, or too few scales.
+UNINFORMATIVE = (emergence.NO_RISE, emergence.UNDETERMINED)
+
+
 def claim5(labels: Mapping[str, str]) -> Verdict:
     """Abilities emerge suddenly with scale: supported when some task's ability jumps under
-    continuous metrics too, contradicted when every task's is a mirage or smooth."""
-    return some({unit: Verdict(*EMERGENCE_OUTCOMES[label]) for unit, label in labels.items()})
+    continuous metrics too, contradicted when every ability that rose did so as a mirage or
+    smoothly. A task with no rise or too few scales says nothing either way and is left out
+    (named in the reason); with none left the claim is not resolved."""
+    informative = {u: lab for u, lab in labels.items() if lab not in UNINFORMATIVE}
+    left_out = sorted(set(labels) - set(informative))
+    if not informative:
+        why = "no task's ability rose over enough scales" + (
+            f" ({', '.join(left_out)})" if left_out else ""
+        )
+        return Verdict(NOT_RESOLVED, why)
+    verdict = some({u: Verdict(*EMERGENCE_OUTCOMES[lab]) for u, lab in informative.items()})
+    if left_out:
+        note = f"; left out (no rise or too few scales): {', '.join(left_out)}"
+        return Verdict(verdict.verdict, verdict.reason + note, verdict.effect)
+    return verdict
 
 
 # ---------------------------------------------------------------------------------- 6, 7, 8
