@@ -114,3 +114,38 @@ def test_an_isoflop_study_fixes_e_flags_edge_budgets_and_holds_out_the_largest()
     # without a known entropy only the free fit runs, and it is the one the verdicts read
     free = report.fit_study(isoflop_study(law, entropy=None), n_bootstrap=0, only=wanted)
     assert free.law()[0] == "approach3" and "approach3_e_fixed" in free.skipped
+
+
+def test_a_tiny_study_run_twice_writes_the_same_numbers(tmp_path):
+    """Two sweeps of the same grid in two processes (the second served by the compilation
+    cache the first filled): every logged loss is identical, and so is the law fitted to each
+    (the report's bootstrap is seeded). Only wall times, dates and paths may differ."""
+    import subprocess
+    import sys
+
+    import conftest
+
+    tokens = "hydra.sweeper.grid.tokens=[1024,1536,2048,2560,3072,3584]"
+    logs, fits = [], []
+    for name in ("first", "second"):
+        runs = tmp_path / name
+        done = subprocess.run(
+            [sys.executable, str(conftest.ROOT / "experiments" / "pretrain.py"), "-m"]
+            + ["experiment=tiny", f"out_dir={runs}", tokens],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        rows = {}
+        for path in sorted(runs.glob("*/metrics.jsonl")):
+            for line in path.read_text().splitlines():
+                row = json.loads(line)
+                keep = ("step", "train_loss", "val_loss", "val_loss_se", "grad_norm")
+                rows[(path.parent.name, row["step"])] = {k: row.get(k) for k in keep}
+        logs.append(rows)
+        study = report.load_study(runs, name)
+        result = report.fit_study(study, n_bootstrap=20, only=("approach3",))
+        fits.append(result.results["approach3"].to_dict())
+    assert len(logs[0]) > 6 * 3 and logs[0] == logs[1]
+    assert fits[0] == fits[1]

@@ -591,17 +591,19 @@ class Facts(Task):
 
     The world is the one `scaling.data.synthetic` draws from the same parameters (the defaults
     of `SyntheticConfig`; a source run must have been trained on the same world, which
-    `check_source` enforces). An example is `chain` facts whose ranks are drawn log-uniformly
-    in [1, max_rank], so that each doubling of the facts a model has memorised in frequency
-    order adds the same share of recallable facts. The answer is every value symbol (noise-free,
-    the mode the corpus writes), the keys are context: exact match needs all `chain` values
-    right, per-token accuracy is the share of value symbols right. Facts are memorised rather
-    than computed, so there is no train/eval split: fine-tuning on facts is more of the corpus.
+    `check_source` enforces). An example is `chain` facts whose frequency ranks are drawn
+    uniformly from [min_rank, max_rank] (1 is the most frequent fact): a band of facts that
+    models memorise one by one in frequency order, so the share recalled grows steadily with
+    the facts a model holds. The answer is every value symbol (noise-free, the mode the corpus
+    writes), the keys are context: exact match needs all `chain` values right, per-token
+    accuracy is the share of value symbols right. Facts are memorised rather than computed, so
+    there is no train/eval split: fine-tuning on facts is more of the corpus.
     """
 
     kind = "facts"
     defaults: ClassVar[dict[str, Any]] = {
         "chain": 1,
+        "min_rank": 1,
         "max_rank": 256,
         **{f.name: f.default for f in dataclasses.fields(SyntheticConfig)},
     }
@@ -622,7 +624,8 @@ class Facts(Task):
         except ConfigError as err:
             raise ConfigError(f"task {cfg.name}: {err}") from None
         self.max_rank = self._int("max_rank", 1, self.world.cfg.n_facts)
-        self.n_problems = self.max_rank**self.chain
+        self.min_rank = self._int("min_rank", 1, self.max_rank)
+        self.n_problems = (self.max_rank - self.min_rank + 1) ** self.chain
         self._pools = None
 
     def check_source(self, data: Any) -> None:
@@ -645,9 +648,8 @@ class Facts(Task):
         return float(self.chain * self.world.segment_len)
 
     def _ranks(self, rng: np.random.Generator, n: int) -> np.ndarray:
-        """(n, chain) fact ranks, log-uniform in [1, max_rank] (as 0-based indices)."""
-        u = rng.uniform(0.0, math.log(self.max_rank + 1), size=(n, self.chain))
-        return np.minimum(np.floor(np.exp(u)).astype(np.int64), self.max_rank) - 1
+        """(n, chain) fact indices (rank - 1), uniform over ranks [min_rank, max_rank]."""
+        return rng.integers(self.min_rank - 1, self.max_rank, size=(n, self.chain))
 
     def eval_set(self) -> list[np.ndarray]:
         rng = np.random.default_rng([self.cfg.seed, _EVAL_STREAM])
