@@ -151,6 +151,10 @@ def test_facts_are_the_corpus_segments_scored_on_their_values():
     # ranks uniform over the band: each of its 56 facts about equally often
     counts = np.bincount(np.concatenate(items), minlength=64)[8:]
     assert counts.min() > 0.6 * counts.mean()
+    # fine-tuning rows hold as many whole facts of the band as fit, every value trained
+    rows = task.train_batch(seed=0, step=0, batch_size=4, seq_len=64)
+    assert (rows.lengths == (65 // S) * S).all()
+    assert rows.answer_mask.sum() == 4 * (65 // S) * (S - L)
     # a source trained on another world is refused, naming the key
     task.check_source(DataConfig(synthetic=world))
     with pytest.raises(ConfigError, match=r"params.zipf_exponent=1.5 differs .*zipf_exponent=1.25"):

@@ -131,3 +131,16 @@ def test_too_few_from_scratch_runs_are_reported_not_fitted():
     drop = table["init_from"].isna() & (table["tokens_seen"] > 1e4)
     effective, fits = transfer.effective_data(transfer.arms(table[~drop]), n_bootstrap=0)
     assert effective.empty and "needs >= 4 runs" in fits["add"]["skipped"]
+
+
+def test_every_seed_of_a_fine_tuned_run_pairs_with_its_sources_pre_train_only_evaluation():
+    """The pre-train-only arm has no training, so one evaluation (seed 0) pairs with fine-tuned
+    runs of every seed: claim 4's seed spread needs them all."""
+    table = known_records()
+    again = table[table["init_from"].notna() & (table["tokens_target"] > 0)].assign(
+        seed=1, run_name=lambda t: t["run_name"] + "-s1"
+    )
+    paired = transfer.paired_table(transfer.arms(pd.concat([table, again], ignore_index=True)))
+    tuned = paired.dropna(subset=["finetuned_loss"])
+    assert len(tuned) == 12 and sorted(tuned["seed"].unique()) == [0, 1]
+    assert (tuned["pretrain_only_loss"] == 9.0).all()

@@ -671,8 +671,12 @@ class Facts(Task):
         return batch_examples(encoded, seq_len, self.name)
 
     def train_batch(self, seed: int, step: int, batch_size: int, seq_len: int) -> TaskBatch:
+        """Rows of as many whole facts of the band as fit, back to back as in the corpus, the
+        loss on every value (as a text task's rows train on every answer)."""
         rng = np.random.default_rng([seed, _TRAIN_STREAM, step])
-        return self.batch(list(self._ranks(rng, batch_size)), seq_len)
+        per_row = max(self.chain, (seq_len + 1) // self.world.segment_len)
+        ranks = rng.integers(self.min_rank - 1, self.max_rank, size=(batch_size, per_row))
+        return self.batch(list(ranks), seq_len)
 
     def sample(self, split: Split, rng: np.random.Generator, n: int) -> list[Example]:
         raise ConfigError(

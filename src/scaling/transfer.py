@@ -63,8 +63,9 @@ def arms(table: pd.DataFrame) -> pd.DataFrame:
 def paired_table(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per (task, model, seed, D_F > 0, source): the three arms side by side.
 
-    A fine-tuned run is paired with the pre-train-only evaluation of its own source run and
-    with the from-scratch run of the same model, task, seed and D_F. Columns `<arm>_loss`
+    A fine-tuned run is paired with the pre-train-only evaluation of its own source run (of
+    any seed: with no training the seed changes nothing) and with the from-scratch run of the
+    same model, task, seed and D_F. Columns `<arm>_loss`
     (answer-token loss, nats) and `<arm>_<metric>` for each metric, `source_run_name`, and
     `task_resolution`, the smallest exact-match rate the evaluation set can tell from zero, and
     `task_n_eval`, the smallest evaluation set behind it. From-scratch data sizes with no
@@ -79,8 +80,10 @@ def paired_table(runs: pd.DataFrame) -> pd.DataFrame:
             columns={k: f"{arm}_{v}" for k, v in cols.items()}
         )
 
+    pretrain_only = side(PRETRAIN_ONLY, ["source_run_name"]).drop(columns="seed")
+    pretrain_only = pretrain_only.drop_duplicates(["task", "model", "n", "source_run_name"])
     tuned = side(FINETUNED, ["d_f", "source_run_name"]).merge(
-        side(PRETRAIN_ONLY, ["source_run_name"]), on=[*keys, "source_run_name"], how="left"
+        pretrain_only, on=["task", "model", "n", "source_run_name"], how="left"
     )
     out = tuned.merge(side(SCRATCH, ["d_f"]), on=[*keys, "d_f"], how="outer")
     evaluation = runs.groupby("task").agg(
