@@ -4,7 +4,8 @@
   log loss, L-BFGS from the paper's 4500-start grid, as in Besiroglu et al. 2024; bootstrap
   intervals for the parameters and the compute-optimal frontier.
 - Approach 1 (`envelope_fit`) and Approach 2 (`isoflop_fit`): N_opt(C), D_opt(C) power laws.
-- Kaplan et al. 2020 (`kaplan_fit`), Muennighoff et al. 2023 (`data_constrained_fit`),
+- Kaplan et al. 2020 (`kaplan_fit`), Muennighoff et al. 2023 (`data_constrained_fit`, the
+  paper's constants `MUENNIGHOFF_2023`, `optimal_allocation` under a data constraint),
   Hernandez et al. 2021 (`transfer_fit`).
 - `heldout_check`: fit below a compute cut, predict above it.
 - `scaling.fit.design`: can a planned grid recover a known law (simulated before any run)?
@@ -26,7 +27,14 @@ from scaling.fit.chinchilla import (
     profile_e,
     start_grid,
 )
-from scaling.fit.data_constrained import DataConstrainedLaw, data_constrained_fit, effective_data
+from scaling.fit.data_constrained import (
+    MUENNIGHOFF_2023,
+    Allocation,
+    DataConstrainedLaw,
+    data_constrained_fit,
+    effective_data,
+    optimal_allocation,
+)
 from scaling.fit.frontier import envelope_fit, group_budgets, isoflop_fit, isoflop_minima
 from scaling.fit.heldout import HeldOutResult, heldout_check
 from scaling.fit.powerlaw import kaplan_fit, transfer_fit
@@ -35,6 +43,8 @@ from scaling.fit.table import FitInputError, load_points
 
 __all__ = [
     "DEFAULT_BUDGETS",
+    "MUENNIGHOFF_2023",
+    "Allocation",
     "HUBER_DELTA",
     "ChinchillaFit",
     "ChinchillaLaw",
@@ -56,6 +66,7 @@ __all__ = [
     "isoflop_minima",
     "kaplan_fit",
     "load_points",
+    "optimal_allocation",
     "percentile_interval",
     "profile_e",
     "resample_counts",

@@ -68,8 +68,15 @@ class ChinchillaLaw:
     def x(self) -> np.ndarray:
         return np.array([np.log(self.A), np.log(self.B), np.log(self.E), self.alpha, self.beta])
 
-    def loss(self, n: np.ndarray, d: np.ndarray) -> np.ndarray:
-        return self.E + self.A / np.power(n, self.alpha) + self.B / np.power(d, self.beta)
+    def loss(self, n: ArrayLike, d: ArrayLike) -> np.ndarray:
+        # A/N^alpha as exp(log A - alpha log N): N^alpha alone overflows for a steep law (a
+        # bootstrap sample's alpha of 40 at N = 1e9) where the term itself is only tiny.
+        log_n, log_d = np.log(np.asarray(n, float)), np.log(np.asarray(d, float))
+        return (
+            self.E
+            + np.exp(math.log(self.A) - self.alpha * log_n)
+            + np.exp(math.log(self.B) - self.beta * log_d)
+        )
 
     def compute_optimal(self, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(N_opt, D_opt) minimising the loss at C = 6 N D."""
@@ -84,11 +91,23 @@ def compute_optimal(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Closed-form frontier, broadcasting over parameter samples and budgets:
     G = (alpha A / (beta B))^(1/(alpha+beta)), N_opt = G (C/6)^(beta/(alpha+beta)),
-    D_opt = G^-1 (C/6)^(alpha/(alpha+beta))."""
-    A, B, alpha, beta, c = (np.asarray(v, float) for v in (A, B, alpha, beta, c))
-    s = alpha + beta
-    g = np.power(alpha * A / (beta * B), 1.0 / s)
-    return g * np.power(c / 6.0, beta / s), np.power(c / 6.0, alpha / s) / g
+    D_opt = G^-1 (C/6)^(alpha/(alpha+beta)).
+
+    Computed in logs: G's power overflows for a flat law (alpha + beta near 0) long before
+    N_opt does. A law that does not fall in both N and D (alpha <= 0 or beta <= 0, as a
+    bootstrap resample can give) has no frontier: NaN, not a division by zero."""
+    A, B, alpha, beta, c = np.broadcast_arrays(
+        *(np.asarray(v, float) for v in (A, B, alpha, beta, c))
+    )
+    falls = (alpha > 0) & (beta > 0) & (A > 0) & (B > 0)
+    al, be, a_, b_ = (np.where(falls, v, 1.0) for v in (alpha, beta, A, B))
+    log_g = (np.log(al) + np.log(a_) - np.log(be) - np.log(b_)) / (al + be)
+    log_c6 = np.log(c / 6.0)
+    # A sizes' logarithm past 709 is a size past float range: inf is its value, not an error.
+    with np.errstate(over="ignore"):
+        n_opt = np.exp(log_g + be / (al + be) * log_c6)
+        d_opt = np.exp(al / (al + be) * log_c6 - log_g)
+    return np.where(falls, n_opt, np.nan), np.where(falls, d_opt, np.nan)
 
 
 def _objective(x, w, shared):
@@ -233,9 +252,13 @@ def _law_samples(x: np.ndarray) -> dict[str, np.ndarray]:
 
 def _exponents(p: dict[str, np.ndarray | float]) -> dict[str, np.ndarray | float]:
     # N_opt = G (C/6)^a, D_opt = G^-1 (C/6)^b: a = beta/(alpha+beta), b = alpha/(alpha+beta).
-    s = np.add(p["alpha"], p["beta"])
-    g, _ = compute_optimal(p["A"], p["B"], p["alpha"], p["beta"], 6.0)
-    return {"a": np.divide(p["beta"], s), "b": np.divide(p["alpha"], s), "G": g}
+    # Only a law falling in both N and D has a frontier (as in compute_optimal): NaN otherwise,
+    # where beta/(alpha+beta) could divide by zero.
+    alpha, beta = np.asarray(p["alpha"], float), np.asarray(p["beta"], float)
+    falls = (alpha > 0) & (beta > 0)
+    s = np.where(falls, alpha + beta, 1.0)
+    g, _ = compute_optimal(p["A"], p["B"], alpha, beta, 6.0)
+    return {"a": np.where(falls, beta / s, np.nan), "b": np.where(falls, alpha / s, np.nan), "G": g}
 
 
 def frontier_table(
