@@ -99,6 +99,14 @@ def envelope_fit(
     n, d, loss = positive("N, D, loss", n, d, loss)
     if len(run) != len(loss):
         raise ValueError(f"run ids ({len(run)}) and points ({len(loss)}) differ in length")
+    sizes = np.unique(n)
+    if len(sizes) < 2:
+        # Every envelope point would have this one N: N_opt(C) flat by construction (a = 0)
+        # and D_opt = C/(6N) (b = 1), which says nothing about the frontier.
+        raise ValueError(
+            f"Approach 1 needs runs of at least 2 model sizes; all {len(np.unique(run))} runs "
+            f"have N = {sizes[0]:.4g}, so the envelope cannot tell which size is optimal"
+        )
     edges = c_bins(n, d, n_bins, c_range)
     env = envelope_points(n, d, loss, edges)
     point = _power_laws(env["C"], env["N_opt"], env["D_opt"])

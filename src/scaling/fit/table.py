@@ -45,9 +45,11 @@ def load_points(
     d_col: str | None = None,
     c_col: str | None = None,
     drop_highest: int = 0,
+    unique_col: str | None = None,
 ) -> pd.DataFrame:
     """Columns N, D, C, loss from a CSV: D from d_col, else C/(6N) from c_col; C from c_col, else
-    6ND. The drop_highest rows of highest loss are dropped (the Epoch replication drops 5)."""
+    6ND; with unique_col also U, the unique tokens of each run (repeated data). The
+    drop_highest rows of highest loss are dropped (the Epoch replication drops 5)."""
     path = Path(path)
     if d_col is None and c_col is None:
         raise FitInputError(f"{path}: give a tokens column (D) or a compute column (C)")
@@ -57,6 +59,8 @@ def load_points(
     c = _column(frame, path, c_col) if c_col is not None else None
     d = _column(frame, path, d_col) if d_col is not None else c / (6.0 * n)
     out = pd.DataFrame({"N": n, "D": d, "C": 6.0 * n * d if c is None else c, "loss": loss})
+    if unique_col is not None:
+        out["U"] = _column(frame, path, unique_col)
     if not 0 <= drop_highest <= len(out) - 1:
         raise FitInputError(f"{path}: cannot drop {drop_highest} of {len(out)} rows")
     keep = np.sort(np.argsort(out["loss"].to_numpy(), kind="stable")[: len(out) - drop_highest])
