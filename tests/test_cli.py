@@ -79,6 +79,27 @@ def test_bad_config_exits_with_one_line_naming_the_key(tmp_path, override, named
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize(
+    ("override", "line"),
+    [
+        (
+            "model=n11k",
+            "did you mean model=n110k or model=n921k or model=n221k? valid choices of model: "
+            "n107m, n110k, n14m,",
+        ),
+        ("train.tokenz=1e6", "Key 'tokenz' not in 'TrainConfig'; did you mean train.tokens?"),
+        ("moddel.d_model=64", "Key 'moddel' not in 'PretrainConfig'; did you mean model?"),
+        ("model.arch=lama", "is not one of ['gpt2', 'llama']; did you mean model.arch=llama?"),
+    ],
+)
+def test_a_typo_gets_one_line_with_the_close_matches(tmp_path, override, line):
+    result = run_cli(*TINY, "out_dir=out", override, cwd=tmp_path)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and line in lines[0], lines
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
 def test_numbers_for_integer_settings_may_be_written_as_floats():
     assert integer_overrides(
         [

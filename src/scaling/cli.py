@@ -4,8 +4,10 @@ integer settings written as 5e6, and the exit of a run stopped by a signal."""
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import logging
 import os
+import re
 import shlex
 import sys
 import types
@@ -15,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
-from hydra.errors import HydraException
+from hydra.errors import HydraException, MissingConfigException
 from hydra.types import RunMode
 from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
@@ -57,7 +59,7 @@ def main(hydra_main: Callable[[], Any]) -> None:
             raise
         cause = err.__cause__
         detail = f": {_one_line(cause)}" if isinstance(cause, OmegaConfBaseException) else ""
-        print(f"error: {_one_line(err)}{detail}", file=sys.stderr)
+        print(f"error: {_one_line(err)}{detail}{hint(err)}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt as err:
         # A sweep stopped after saving its point (Interrupted). Nothing is left to save: leave
@@ -69,6 +71,47 @@ def main(hydra_main: Callable[[], Any]) -> None:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(EXIT_INTERRUPTED)
+
+
+def hint(err: BaseException) -> str:
+    """What to add to a bad command line's error: for a missing group option the close matches
+    ("did you mean model=n110k?") and every valid choice; for an unknown key the close matches
+    among the keys of its section. Empty when there is nothing to suggest."""
+    if isinstance(err, MissingConfigException) and err.missing_cfg_file and err.options:
+        group, _, option = err.missing_cfg_file.rpartition("/")
+        choices = sorted(err.options)
+        close = difflib.get_close_matches(option, choices, n=3, cutoff=0.6)
+        mean = f"did you mean {' or '.join(f'{group}={c}' for c in close)}? " if close else ""
+        return f"; {mean}valid choices of {group}: {', '.join(choices)}"
+    text = f"{err} {err.__cause__}"  # Hydra names the override, its cause the unknown key
+    found = re.search(r"Could not override '([^']+)'", text)
+    if found is None:
+        return ""
+    *parents, key = parts = found.group(1).lstrip("+~").split(".")
+    unknown = re.search(r"Key '([^']+)' not in", text)
+    if unknown and unknown.group(1) in parts:  # the first unknown part, e.g. moddel.d_model
+        i = parts.index(unknown.group(1))
+        parents, key = parts[:i], parts[i]
+    close = difflib.get_close_matches(key, _keys_under(parents), n=3, cutoff=0.6)
+    if not close:
+        return ""
+    prefix = "".join(f"{p}." for p in parents)
+    return f"; did you mean {' or '.join(prefix + c for c in close)}?"
+
+
+def _keys_under(parents: list[str]) -> list[str]:
+    """The settings of the run schema at a dotted path (the top level: its sections and keys)."""
+    schema: Any = FinetuneConfig  # every pre-training setting, and the fine-tuning ones
+    for part in parents:
+        if not dataclasses.is_dataclass(schema):
+            return []
+        hint = typing.get_type_hints(schema).get(part)
+        if hint is None:
+            return []
+        schema = _unwrap(hint)
+    if not dataclasses.is_dataclass(schema):
+        return []
+    return [f.name for f in dataclasses.fields(schema)]
 
 
 def exit_if_stopped(record: dict[str, Any], run_dir: Path) -> None:

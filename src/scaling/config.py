@@ -10,6 +10,7 @@ still be overridden.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -243,8 +244,7 @@ def to_dict(cfg: PretrainConfig) -> dict[str, Any]:
 
 def resolve_model(model: ModelConfig) -> ModelConfig:
     """Fill the options left as None from the preset; the result has no None but d_ff set."""
-    if model.arch not in ARCH_PRESETS:
-        raise ConfigError(f"model.arch={model.arch!r} is not one of {sorted(ARCH_PRESETS)}")
+    _one_of("model.arch", model.arch, tuple(sorted(ARCH_PRESETS)))
     preset = ARCH_PRESETS[model.arch]
     filled = {k: (preset[k] if getattr(model, k) is None else getattr(model, k)) for k in preset}
     resolved = dataclasses.replace(model, **filled)
@@ -264,7 +264,11 @@ def _check(ok: bool, message: str) -> None:
 
 
 def _one_of(key: str, value: Any, allowed: tuple[str, ...]) -> None:
-    _check(value in allowed, f"{key}={value!r} is not one of {list(allowed)}")
+    if value in allowed:
+        return
+    close = difflib.get_close_matches(str(value), allowed, n=1, cutoff=0.6)
+    mean = f"; did you mean {key}={close[0]}?" if close else ""
+    raise ConfigError(f"{key}={value!r} is not one of {list(allowed)}{mean}")
 
 
 def _positive(key: str, value: Any) -> None:
