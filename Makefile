@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: study lr-sweep gpu-study bench-gpu test lint ladder
+.PHONY: study lr-sweep design gpu-study bench-gpu test lint ladder
 
 $(STAMP): pyproject.toml requirements.lock
 	@test -n "$(PYTHON)" || { echo "error: Python 3.12 not found; set PYTHON=/path/to/python3.12"; exit 1; }
@@ -24,7 +24,7 @@ SOURCES_CPU = $(PY) -m scaling.sources
 study: $(STAMP)
 	$(PY) experiments/pretrain.py -m experiment=isoflop_cpu
 	$(PY) experiments/pretrain.py -m experiment=tasks
-	src=$$($(SOURCES_CPU) runs/tasks/pretrain) && \
+	src=$$($(SOURCES_CPU) runs/tasks/pretrain --all) && \
 		$(PY) experiments/finetune.py -m experiment=tasks_fewshot init_from=$$src
 	src=$$($(SOURCES_CPU) runs/tasks/pretrain --models n24k,n98k,n393k) && \
 		$(PY) experiments/finetune.py -m experiment=tasks_finetune init_from=$$src
@@ -38,6 +38,17 @@ study: $(STAMP)
 	$(PY) -m scaling.taskreport runs/tasks results/tasks --command "make study"
 	$(PY) -m scaling.claims --sweep runs/isoflop --tasks runs/tasks --ablations runs/ablations \
 		--out results/CLAIMS.md --command "make study"
+
+# The design check (results/design/): the law `make study` measured (Approach 3, E fixed) and
+# the spread between its seeds, sampled on the study's own grid and on the grid the study used
+# before (3 sizes x 4 token counts), fitted as the study fits: can each grid recover it?
+DESIGN = $(PY) experiments/design.py --law-from results/isoflop/fits.json \
+	--noise-from results/isoflop/points.csv
+OLD_GRID = hydra.sweeper.grid.kind=nxd 'hydra.sweeper.grid.rungs=[n110k,n221k,n393k]' \
+	'hydra.sweeper.grid.tokens=[196608,393216,786432,1572864]'
+design: $(STAMP)
+	$(DESIGN) experiment=isoflop_cpu --out results/design/isoflop_cpu.md
+	$(DESIGN) experiment=isoflop_cpu $(OLD_GRID) --out results/design/old_nxd_grid.md
 
 # The check of the CPU study's learning-rate rule (results/lr_sweep/): three rungs at 0.5-4x
 # the rule's lr, the table of every lr tried per rung.

@@ -6,8 +6,9 @@
 Samples the law on exactly the points the experiment's grid would train (scaling.sweep.plan,
 composed as the sweeper composes them), with log-normal noise of the given sd, fits as the
 study does and prints how well each quantity comes back (scaling.fit.design). `--law-from
-results/isoflop/fits.json` takes the law a study measured (its E-fixed Approach 3 fit).
-Bad input prints one error line, exit code 2.
+results/isoflop/fits.json` takes the law a study measured (its E-fixed Approach 3 fit), and
+`--noise-from results/isoflop/points.csv` the spread between its seeds (the sd of log loss,
+from the points that ran two or more seeds). Bad input prints one error line, exit code 2.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 from hydra import compose, initialize_config_dir
 
 from scaling.config import ConfigError, register_configs, to_dataclass
@@ -44,6 +47,17 @@ def law_from(path: Path) -> ChinchillaLaw:
     return ChinchillaLaw(**{k: params[k]["estimate"] for k in LAW_KEYS})
 
 
+def noise_from(path: Path) -> float:
+    """The sd of log loss between seeds: from each point's seed spread (max - min), which for
+    two seeds is sqrt(2) sd."""
+    points = pd.read_csv(path)
+    seeded = points[points["n_seeds"] >= 2]
+    if seeded.empty:
+        raise ValueError(f"{path}: no point ran two or more seeds")
+    relative = seeded["seed_spread"] / seeded["loss"]
+    return float(np.sqrt(np.mean(np.square(relative) / 2)))
+
+
 def design_points(overrides: list[str]) -> tuple[list[float], list[float], str]:
     """(N, D) of every point the experiment's sweep would train, and the grid's name."""
     register_configs()
@@ -64,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--law", help="E=..,A=..,B=..,alpha=..,beta=..")
     parser.add_argument("--law-from", type=Path, help="a study's fits.json")
     parser.add_argument("--noise", type=float, default=0.01, help="sd of log loss between seeds")
+    parser.add_argument("--noise-from", type=Path, help="a study's points.csv (its seed spread)")
     parser.add_argument("--sims", type=int, default=40)
     parser.add_argument("--bootstrap", type=int, default=100, help="resamples per simulated fit")
     parser.add_argument("--seed", type=int, default=0)
@@ -73,9 +88,10 @@ def main(argv: list[str] | None = None) -> int:
         if (args.law is None) == (args.law_from is None):
             raise ValueError("give exactly one of --law and --law-from")
         law = parse_law(args.law) if args.law else law_from(args.law_from)
+        noise = noise_from(args.noise_from) if args.noise_from else args.noise
         n, d, name = design_points(args.overrides)
         check = simulate(
-            n, d, law, args.noise, n_sims=args.sims, n_bootstrap=args.bootstrap, seed=args.seed
+            n, d, law, noise, n_sims=args.sims, n_bootstrap=args.bootstrap, seed=args.seed
         )
     except (ValueError, ConfigError, OSError, KeyError) as err:
         print(f"error: {err}", file=sys.stderr)

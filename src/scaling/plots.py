@@ -342,8 +342,8 @@ def residuals(study: Study, fits: Fits, path: Path) -> Path | None:
 def loss_vs_n_and_d(study: Study, fits: Fits, path: Path) -> Path | None:
     """Loss against N at each D and against D at each N: for grids that repeat N and D."""
     p = study.points
-    if p.groupby("D")["N"].nunique().max() < 2 or p.groupby("N")["D"].nunique().max() < 2:
-        return None  # an IsoFLOP grid repeats neither; isoflop_profiles shows it
+    if _budgets(p) or p.groupby("D")["N"].nunique().max() < 2:
+        return None  # an IsoFLOP grid repeats no D; isoflop_profiles shows it
     chosen = _law(fits)
     fig, axes = _axes(2, "Loss against N at fixed D, and against D at fixed N")
     for ax, x, other in ((axes[0], "N", "D"), (axes[1], "D", "N")):

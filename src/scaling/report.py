@@ -190,6 +190,29 @@ def fit_study(
         ),
     )
     fits.attempt("approach2", lambda: _isoflop(p, n_bootstrap, seed))
+    if isoflop_budgets(p):  # each size at its own D: no size is trained near convergence
+        why = "an IsoFLOP grid trains each size to one compute, none near its own L(N) or L(D)"
+        fits.skip("kaplan_N", why)
+        fits.skip("kaplan_D", why)
+    else:
+        _kaplan(p, fits, n_bootstrap)
+    fits.attempt("heldout", lambda: _heldout(p, study.entropy))
+    fits.attempt("e_profile", lambda: _needs(len(p), 6, "E's profile") or _e_profile(p, study))
+    repeated = p["epochs"].fillna(0).astype(float) > 1
+    fits.attempt(
+        "data_constrained",
+        lambda: (
+            _needs(int(repeated.sum()), 3, "the data-constrained law (runs repeating data)")
+            or fit.data_constrained_fit(
+                n, d, p["unique_tokens"].to_numpy(), loss, n_bootstrap=n_bootstrap, seed=seed
+            )
+        ),
+    )
+    return fits
+
+
+def _kaplan(p: pd.DataFrame, fits: Fits, n_bootstrap: int) -> None:
+    """Kaplan's L(N) at each size's largest D, and L(D) at the largest size."""
     at_max_d = p[p["D"] >= p.groupby("N")["D"].transform("max")]
     at_max_n = p[p["N"] == p["N"].max()]
     fits.attempt(
@@ -210,19 +233,6 @@ def fit_study(
             )
         ),
     )
-    fits.attempt("heldout", lambda: _heldout(p, study.entropy))
-    fits.attempt("e_profile", lambda: _needs(len(p), 6, "E's profile") or _e_profile(p, study))
-    repeated = p["epochs"].fillna(0).astype(float) > 1
-    fits.attempt(
-        "data_constrained",
-        lambda: (
-            _needs(int(repeated.sum()), 3, "the data-constrained law (runs repeating data)")
-            or fit.data_constrained_fit(
-                n, d, p["unique_tokens"].to_numpy(), loss, n_bootstrap=n_bootstrap, seed=seed
-            )
-        ),
-    )
-    return fits
 
 
 def _needs(have: int, need: int, what: str) -> None:
