@@ -208,6 +208,21 @@ def test_claim2_reads_budgets_inside_the_sweep_only():
     evidence = claims.sweep_evidence(study, both)
     assert evidence.alpha.estimate == 0.5 and "E fixed at 1.5200" in evidence.fit
     assert evidence.E_fit.estimate == 1.5
+    # Read in Chinchilla's count (every parameter), that fit's frontier decides the ratio and
+    # the sweep's own Approach 2 minima are reported beside it.
+    counted_points = points.assign(N=points["N"] * 1.25, C=points["C"] * 1.25)
+    counted = SimpleNamespace(points=counted_points, entropy=1.52)
+    counted_frontier = [{**row, "C": row["C"] * 1.25} for row in frontier]
+    counted_a3 = FitResult("a3", a3.params, 6, derived={"frontier": counted_frontier})
+    evidence = claims.sweep_evidence(
+        study,
+        report.Fits(results={"approach3": a3, "approach2": a2}),
+        (counted, report.Fits(results={"approach3": counted_a3})),
+    )
+    assert [b.C for b in evidence.ratios] == [1.25e12, 3.75e12]  # inside 7.5e11 to 1.2e13
+    assert "Chinchilla's count" in evidence.ratio_source
+    assert [b.C for b in evidence.other_ratios] == [6e12]
+    assert "Approach 2" in evidence.other_ratio_source
 
 
 # ---------------------------------------------------------------------------------- claim 3

@@ -77,12 +77,19 @@ C1 = "More parameters give lower loss (at fixed data, and at compute-optimal dat
 C2 = "Loss falls as a power law in N and D; compute-optimal training uses ~20 tokens/parameter"
 
 
-def sweep_evidence(study: Any, fits: Any) -> SweepEvidence:
+def sweep_evidence(
+    study: Any, fits: Any, chinchilla: tuple[Any, Any] | None = None
+) -> SweepEvidence:
     """Claims 1 and 2's evidence from a sweep report's `Study` and `Fits` (scaling.report):
     alpha and beta from Approach 3 (E fixed at the corpus's entropy where it is known:
     `Fits.law`), the held-out error, and tokens per parameter at each budget inside the swept
     range, from the IsoFLOP minima of Approach 2 where fitted, else from Approach 3's frontier
-    at the report's budgets that lie inside the runs' compute. E_fit is the free fit's."""
+    at the report's budgets that lie inside the runs' compute. E_fit is the free fit's.
+
+    `chinchilla`, the same study and its fits with N counting every parameter, reads the
+    tokens per parameter the way Hoffmann et al. count them (their ~20 is per parameter,
+    embeddings included): its Approach 3 frontier inside the runs' compute decides, and the
+    sweep's own ratios are reported beside it."""
     law_name, a3 = fits.law()
     free = fits.results.get("approach3", a3)
     held = fits.results.get("heldout")
@@ -99,6 +106,20 @@ def sweep_evidence(study: Any, fits: Any) -> SweepEvidence:
             for row in a3.derived.get("frontier", [])
             if p["C"].min() <= row["C"] <= p["C"].max()
         )
+    other_source, other = "", ()
+    counted = chinchilla[1].law() if chinchilla is not None else None
+    if counted is not None:
+        name_c, a3_c = counted
+        p_c = chinchilla[0].points
+        other_source, other = f"{source}, N non-embedding", ratios
+        source = "Approach 3 over every parameter (Chinchilla's count, C = 6ND)" + (
+            ", E fixed" if name_c == "approach3_e_fixed" else ""
+        )
+        ratios = tuple(
+            _frontier_ratio(row, p_c)
+            for row in a3_c.derived.get("frontier", [])
+            if p_c["C"].min() <= row["C"] <= p_c["C"].max()
+        )
     fixed = law_name == "approach3_e_fixed"
     return SweepEvidence(
         fit=f"Approach 3, E fixed at {study.entropy:.4f}" if fixed else "Approach 3 (E free)",
@@ -110,6 +131,8 @@ def sweep_evidence(study: Any, fits: Any) -> SweepEvidence:
         E_known=study.entropy,
         E_fit=free.params["E"],
         largest_n_wins=(int((best["N"] == p["N"].max()).sum()), len(best)),
+        other_ratio_source=other_source,
+        other_ratios=other,
     )
 
 
@@ -142,7 +165,11 @@ def sweep_claims(root: Path | None, rules: Rules, n_bootstrap: int) -> list[Clai
     if fits.law() is None:
         why = fits.skipped.get("approach3", "no Approach 3 fit")
         return [_missing(1, C1, exp, why), _missing(2, C2, exp, why)]
-    evidence = sweep_evidence(study, fits)
+    counted = report.load_study(root, root.name, n_convention="total")
+    counted_fits = report.fit_study(
+        counted, n_bootstrap=n_bootstrap, only=("approach3", "approach3_e_fixed")
+    )
+    evidence = sweep_evidence(study, fits, (counted, counted_fits))
     return [claim1_row(evidence, exp, rules), claim2_row(evidence, exp, rules)]
 
 
@@ -165,19 +192,21 @@ def claim1_row(ev: SweepEvidence, exp: str, rules: Rules) -> Claim:
     )
 
 
+def _ratio_list(ratios: tuple) -> str:
+    listed = ", ".join(
+        f"C = {b.C:.2g}: {fmt_interval(b.tokens_per_param)}{'' if b.interior else ' (edge)'}"
+        for b in ratios
+    )
+    return listed or "none inside the swept range"
+
+
 def claim2_row(ev: SweepEvidence, exp: str, rules: Rules) -> Claim:
     halves = {
         "power law": claim_rules.power_law(ev, rules),
         "~20 tokens/param": claim_rules.tokens_per_param(ev, rules),
     }
     held = "–" if ev.heldout_error is None else f"{ev.heldout_error:.1%}"
-    ratios = (
-        ", ".join(
-            f"C = {b.C:.2g}: {fmt_interval(b.tokens_per_param)}{'' if b.interior else ' (edge)'}"
-            for b in ev.ratios
-        )
-        or "none inside the swept range"
-    )
+    ratios = _ratio_list(ev.ratios)
     e_fit = ev.E_fit
     return _from_verdict(
         2,
@@ -190,8 +219,12 @@ def claim2_row(ev: SweepEvidence, exp: str, rules: Rules) -> Claim:
         claim_rules.claim2(ev, rules),
         summary="; ".join(f"{name} {v.verdict}" for name, v in halves.items()),
         note="Budgets beyond the swept compute are never read; a budget whose loss minimum lies "
-        "at the edge of the sizes tried is marked (edge) and calls nothing. Small CPU runs are "
-        "far from converged, which pushes the optimum to small N.",
+        "at the edge of the sizes tried is marked (edge) and calls nothing."
+        + (
+            f" For reference, from the {ev.other_ratio_source}: {_ratio_list(ev.other_ratios)}."
+            if ev.other_ratio_source
+            else ""
+        ),
         extra={
             "E_known": ev.E_known,
             "E_fit": None if e_fit is None else e_fit.estimate,

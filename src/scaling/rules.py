@@ -81,6 +81,9 @@ class SweepEvidence:
     E_known: float | None = None  # the corpus's exact entropy, where known
     E_fit: Estimate | None = None  # the fit's irreducible loss
     largest_n_wins: tuple[int, int] | None = None  # (token counts the largest N wins, of all)
+    # the ratios in the sweep's own convention when `ratios` are read in the claim's (reported)
+    other_ratio_source: str = ""
+    other_ratios: tuple[BudgetRatio, ...] = ()
 
 
 def claim1(ev: SweepEvidence, rules: Rules) -> Verdict:
