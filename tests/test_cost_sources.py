@@ -42,6 +42,20 @@ def test_sources_are_each_models_longest_completed_run(tmp_path):
         sources.hydra_values(table, "lr")
 
 
+def test_sources_of_some_models_or_every_run(tmp_path, capsys):
+    sweep = tmp_path / "pretrain"
+    pretrain(sweep, "b-D100", "b", 2e5, 100)
+    pretrain(sweep, "b-D400", "b", 2e5, 400)
+    pretrain(sweep, "a-D300", "a", 1e5, 300)
+    assert list(sources.source_runs(sweep, models=["b"])["run_name"]) == ["b-D400"]
+    every = sources.source_runs(sweep, every_run=True)
+    assert list(every["run_name"]) == ["a-D300", "b-D100", "b-D400"]
+    sources.main([str(sweep), "--all", "--field", "model"])
+    assert capsys.readouterr().out.strip() == "a,b,b"
+    with pytest.raises(ValueError, match=r"no completed pre-training run of models \['c'\]"):
+        sources.source_runs(sweep, models=["c"])
+
+
 def test_sources_refuse_a_sweep_with_nothing_to_fine_tune(tmp_path, capsys):
     pretrain(tmp_path / "sweep", "a-D1", "a", 1e5, 1, status="failed")
     with pytest.raises(SystemExit) as exit_info:

@@ -180,7 +180,7 @@ def test_lr_sweep_brackets_the_rule_on_three_rungs():
     spec, points = experiment("lr_sweep")
     assert {p.rung for p in points} == {"n24k", "n98k", "n393k"}
     assert sorted({p.lr_multiplier for p in points}) == [0.5, 1.0, 2.0, 4.0]
-    assert len(points) == 12 and {p.tokens for p in points} == {1048576}
+    assert len(points) == 12 and {p.tokens for p in points} == {2097152}
 
 
 def test_warmup_fraction_replaces_the_n_token_warmup():
