@@ -63,7 +63,10 @@ def load_study(runs_root: Path, name: str, n_convention: str = "nonembedding") -
     # Seeds of one (model, D, lr) are averaged (their spread kept), then the best lr is kept.
     keys = ["model", "tokens_target", "lr"]
     by_seed = done.groupby(keys)["final_val_loss"]
+    if "final_val_loss_se" not in done:  # records written before the sample's error was kept
+        done = done.assign(final_val_loss_se=np.nan)
     done = done.assign(
+        loss_se=done.groupby(keys)["final_val_loss_se"].transform("mean"),
         seed_mean=by_seed.transform("mean"),
         seed_spread=by_seed.transform(lambda x: x.max() - x.min()),
         n_seeds=by_seed.transform("size"),
@@ -76,6 +79,7 @@ def load_study(runs_root: Path, name: str, n_convention: str = "nonembedding") -
             "N": best[n_col].astype(float),
             "D": best["tokens_seen"].astype(float),
             "loss": best["seed_mean"].astype(float),
+            "loss_se": best["loss_se"].astype(float),
             "lr": best["lr"],
             "n_seeds": best["n_seeds"].astype(int),
             "seed_spread": best["seed_spread"].astype(float),
@@ -319,9 +323,15 @@ def _fmt(value: Any) -> str:
 
 
 def _interval(est: dict[str, Any]) -> str:
+    """`estimate [low, high]`, with the share of resamples that could not be fitted where any
+    failed (their interval comes from the rest, and a large share makes it unreliable)."""
     if est.get("ci_low") is None:
         return _fmt(est["estimate"])
-    return f"{_fmt(est['estimate'])} [{_fmt(est['ci_low'])}, {_fmt(est['ci_high'])}]"
+    text = f"{_fmt(est['estimate'])} [{_fmt(est['ci_low'])}, {_fmt(est['ci_high'])}]"
+    failed, drawn = est.get("n_failed") or 0, est.get("n_samples") or 0
+    if failed and drawn:
+        text += f" ({failed / drawn:.0%} of resamples failed)"
+    return text
 
 
 def params_table(result: fit.FitResult) -> str:
@@ -380,14 +390,14 @@ def lr_table(study: Study) -> str | None:
 def runs_table(study: Study) -> str:
     lines = [
         f"| model | N ({study.n_convention}) | D (tokens) | C = 6ND | lr | final val loss "
-        "| seeds (spread) |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| its standard error | seeds (spread) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for row in study.points.itertuples():
         seeds = f"{row.n_seeds} ({row.seed_spread:.4f})" if row.n_seeds > 1 else "1"
         lines.append(
             f"| {row.model} | {row.N:,.0f} | {row.D:,.0f} | {row.C:.3g} | {row.lr:.3g} | "
-            f"{row.loss:.4f} | {seeds} |"
+            f"{row.loss:.4f} | {_fmt(row.loss_se)} | {seeds} |"
         )
     return "\n".join(lines)
 
@@ -402,7 +412,8 @@ def truth_line(study: Study, fits: Fits) -> str:
     covered = est["ci_low"] is not None and est["ci_low"] <= study.entropy <= est["ci_high"]
     return (
         f"Fitted E = {_interval(est)} nats/token against the generator's exact entropy "
-        f"{study.entropy:.4f} nats/token: the interval "
+        f"{study.entropy:.4f} nats/token (the Bayes-optimal loss of the synthetic corpus at this "
+        "seq_len, computed from its fact table: docs/synthetic_corpus.md): the interval "
         f"{'covers' if covered else 'does NOT cover'} the truth "
         f"(E - truth = {est['estimate'] - study.entropy:+.4f})."
     )

@@ -40,6 +40,7 @@ class TaskStudy:
     emergence_input: dict[str, pd.DataFrame]  # arm -> tidy table for scaling.emergence
     verdicts: dict[str, pd.DataFrame]  # arm -> emergence.verdict_table
     skipped: dict[str, str] = field(default_factory=dict)
+    sources: pd.DataFrame = field(default_factory=pd.DataFrame)  # the pre-training runs
 
 
 def emergence_input(runs: pd.DataFrame, sources: pd.DataFrame, arm: str) -> pd.DataFrame:
@@ -108,6 +109,7 @@ def analyse(root: Path, n_bootstrap: int = 1000) -> TaskStudy:
         inputs,
         verdicts,
         skipped,
+        sources[sources["status"] == "completed"] if len(sources) else sources,
     )
 
 
@@ -126,6 +128,27 @@ def _table(header: list[str], rows: list[list[Any]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     lines += ["| " + " | ".join(_f(v) for v in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def sources_markdown(sources: pd.DataFrame) -> str:
+    """The pre-training runs the arms start from, and whether the ladder is in order: at each
+    token count, every larger model reaches a lower validation loss."""
+    if sources.empty or "final_val_loss" not in sources:
+        return "No pre-training runs under this root."
+    rows = sources.sort_values(["tokens_seen", "n_params_nonembedding"])
+    table = _table(
+        ["model", "N", "D (tokens)", "final val loss"],
+        [
+            [r["model"], r["n_params_nonembedding"], r["tokens_seen"], r["final_val_loss"]]
+            for r in rows.to_dict("records")
+        ],
+    )
+    ordered = all(
+        (np.diff(group["final_val_loss"].to_numpy()) < 0).all()
+        for _, group in rows.groupby("tokens_seen")
+    )
+    verdict = "yes" if ordered else "**no**"
+    return f"{table}\n\nEvery larger model lower at each D (the ladder in order): {verdict}."
 
 
 def paired_markdown(paired: pd.DataFrame) -> str:
@@ -202,6 +225,10 @@ def markdown(study: TaskStudy, command: str, plots: list[str]) -> str:
         f"Evaluation sets of {n_eval} problems: {resolution_note(n_eval)}. "
         "D_F counts task tokens trained on (sequence positions, padding included). "
         "N is non-embedding parameters.",
+        "",
+        "## Sources",
+        "",
+        sources_markdown(study.sources),
         "",
         "## Paired arms",
         "",
