@@ -6,8 +6,9 @@ convention it follows:
 Parameters (`param_counts`):
   - `total`: every parameter of `scaling.model.Transformer` (tested equal to the real model).
   - `nonembedding` (Kaplan et al. 2020): the blocks' weight matrices only, attention
-    4·d² (q, k, v, out) and MLP 2·d·d_ff (GELU) or 3·d·d_ff (SwiGLU), per layer; biases, norm
-    gains, embeddings and head excluded ("excluding biases and other sub-leading terms").
+    2·d² + 2·d·d_kv (q and out; k and v, d_kv = d but under grouped-query attention) and MLP
+    2·d·d_ff (GELU) or 3·d·d_ff (SwiGLU), per layer; biases, norm gains, embeddings and head
+    excluded ("excluding biases and other sub-leading terms").
   - `with_head` (Porian et al. 2024): nonembedding + d·vocab for the output head, counted even
     when the head is tied to the embedding, since its matmul is done either way.
 
@@ -25,7 +26,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from scaling.config import ModelConfig, resolve_model
+from scaling.config import ModelConfig, kv_heads, resolve_model
 
 FLOPS_6N = "6N"
 FLOPS_6N_ATTN = "6N+attn"
@@ -54,19 +55,21 @@ def param_counts(cfg: ModelConfig, vocab_size: int, max_seq_len: int) -> ParamCo
     m = resolve_model(cfg)
     d, f, n_layers = m.d_model, m.d_ff, m.n_layers
     head_dim = d // m.n_heads
+    kv_dim = kv_heads(m) * head_dim  # d, unless grouped-query attention shares kv heads
     bias = 1 if m.bias else 0
 
-    attn_w = 4 * d * d
+    attn_w = 2 * d * d + 2 * d * kv_dim  # q and out, k and v
     mlp_w = _mlp_mats(m) * d * f
     block_total = (
         attn_w
-        + bias * 4 * d  # qkv (3d) and output (d) biases
+        + bias * (2 * d + 2 * kv_dim)  # qkv (d + 2 kv_dim) and output (d) biases
         + mlp_w
         + bias * ((_mlp_mats(m) - 1) * f + d)  # up (and gate) biases, down bias
         + 2 * _norm_params(m, d)
         + (2 * _norm_params(m, head_dim) if m.qk_norm else 0)
     )
-    embed = vocab_size * d + (max_seq_len * d if m.position == "learned" else 0)
+    positions = m.max_positions or max_seq_len
+    embed = vocab_size * d + (positions * d if m.position == "learned" else 0)
     head = 0 if m.tie_embeddings else d * vocab_size
     total = embed + n_layers * block_total + _norm_params(m, d) + head
 
@@ -82,9 +85,10 @@ def flops_per_token(cfg: ModelConfig, vocab_size: int, seq_len: int) -> dict[str
     d, f, n_layers, n_heads, t, v = m.d_model, m.d_ff, m.n_layers, m.n_heads, seq_len, vocab_size
     counts = param_counts(m, vocab_size, seq_len)
     attn_dim = d  # H·dh: n_heads * head_dim == d_model here
+    kv_dim = kv_heads(m) * (d // n_heads)
 
     per_layer = (
-        2 * 3 * t * d * attn_dim  # qkv projections
+        2 * t * d * (attn_dim + 2 * kv_dim)  # qkv projections
         + 2 * t * t * attn_dim  # attention logits q·kᵀ
         + 3 * n_heads * t * t  # softmax
         + 2 * t * t * attn_dim  # softmax @ values

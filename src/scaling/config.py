@@ -54,6 +54,7 @@ class ModelConfig:
     d_model: int = 96
     n_layers: int = 2
     n_heads: int = 3
+    n_kv_heads: int | None = None  # key/value heads (grouped-query attention); None: n_heads
     d_ff: int | None = None  # None: 4*d (gelu), 8/3*d rounded up to a multiple of 32 (swiglu)
     norm: str | None = None
     position: str | None = None
@@ -63,6 +64,10 @@ class ModelConfig:
     qk_norm: bool = False
     z_loss: float = 0.0  # coefficient of log(Z)^2 (PaLM); 0 disables
     rope_theta: float = 10000.0
+    norm_eps: float = 1e-5  # GPT-2's LayerNorm and HF Llama's RMSNorm default (1e-6 in Llama 2+)
+    # Rows of the learned position table; None: data.seq_len. An imported GPT-2 keeps its own
+    # (scaling.hf), so a run may use fewer positions than the model has.
+    max_positions: int | None = None
     init_std: float = 0.02
     param_dtype: str = "float32"
     compute_dtype: str = "auto"  # auto: bfloat16 on accelerators, float32 on CPU
@@ -258,6 +263,12 @@ def resolve_model(model: ModelConfig) -> ModelConfig:
     return resolved
 
 
+def kv_heads(model: ModelConfig) -> int:
+    """Key/value heads: `n_kv_heads`, or `n_heads` (plain multi-head attention) when None.
+    Read through this, not resolved into the config, so old run dirs (no such key) resume."""
+    return model.n_kv_heads or model.n_heads
+
+
 def _check(ok: bool, message: str) -> None:
     if not ok:
         raise ConfigError(message)
@@ -288,6 +299,19 @@ def validate(cfg: PretrainConfig) -> PretrainConfig:
         m.d_model % m.n_heads == 0,
         f"model.d_model={m.d_model} is not divisible by model.n_heads={m.n_heads}",
     )
+    if m.n_kv_heads is not None:
+        _positive("model.n_kv_heads", m.n_kv_heads)
+        _check(
+            m.n_heads % m.n_kv_heads == 0,
+            f"model.n_heads={m.n_heads} is not divisible by model.n_kv_heads={m.n_kv_heads}",
+        )
+    _positive("model.norm_eps", m.norm_eps)
+    if m.max_positions is not None:
+        _check(
+            m.max_positions >= cfg.data.seq_len,
+            f"data.seq_len={cfg.data.seq_len} exceeds the model's "
+            f"model.max_positions={m.max_positions}",
+        )
     head_dim = m.d_model // m.n_heads
     if m.position == "rope":
         # Name what the user set: the width and heads, and where rope came from (an explicit

@@ -31,7 +31,7 @@ from flax import nnx
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from scaling import metrics, rundir
+from scaling import hf, metrics, rundir
 from scaling.checkpoint import Checkpointer
 from scaling.config import (
     ConfigError,
@@ -75,10 +75,10 @@ class TaskCorpus:
     """
 
     tokenizer = "byte"
-    vocab_size = BYTE_VOCAB
 
-    def __init__(self, task: Task, seed: int):
-        self.task, self.seed = task, seed
+    def __init__(self, task: Task, seed: int, vocab_size: int = BYTE_VOCAB):
+        # A model with a larger vocabulary (one imported from HF) reads the bytes as its ids 0-255.
+        self.task, self.seed, self.vocab_size = task, seed, vocab_size
         self.name = f"task:{task.name}"
         self._eval_set = task.eval_set()
 
@@ -134,10 +134,39 @@ class Source:
     run_dir: Path
     config: PretrainConfig  # validated: its model is resolved
     record: dict[str, Any]
+    hf: bool = False  # a Hugging Face directory (scaling.hf), not a run dir
 
 
 def load_source(init_from: str) -> Source:
-    """The run dir's config (read as YAML into the schema) and record; ConfigError if foreign."""
+    """The source of `init_from`: a run dir (`read_run`, trained on byte-level text), or with
+    `hf:<dir>` a Hugging Face checkpoint (`scaling.hf`)."""
+    if hf.is_hf_source(init_from):
+        return _hf_source(init_from)
+    source = read_run(init_from)
+    config, run_dir = source.config, source.run_dir
+    if config.data.tokenizer != "byte" or config.data.corpus == "memmap":
+        raise ConfigError(
+            f"init_from={init_from!r}: tasks are byte-level text, but {run_dir} was trained on "
+            f"{config.data.corpus} with tokenizer {config.data.tokenizer!r}"
+        )
+    return source
+
+
+def _hf_source(init_from: str) -> Source:
+    """An HF directory as a source: its model, and a record naming it (no run, no step)."""
+    path = hf.hf_path(init_from)
+    spec = hf.read_config(path)
+    if spec.vocab_size < BYTE_VOCAB:
+        raise ConfigError(
+            f"init_from={init_from!r}: vocab_size={spec.vocab_size} cannot hold the tasks' "
+            f"{BYTE_VOCAB} byte ids"
+        )
+    record = {"run_name": f"{hf.PREFIX}{path.name}", "vocab_size": spec.vocab_size}
+    return Source(path, PretrainConfig(model=spec.model), record, hf=True)
+
+
+def read_run(init_from: str) -> Source:
+    """A run dir's config (read as YAML into the schema) and record; ConfigError if foreign."""
     run_dir = Path(init_from).expanduser().absolute()
     if not (run_dir / rundir.CONFIG_FILE).is_file():
         raise ConfigError(f"init_from={init_from!r}: {run_dir} is not a run dir (no config.yaml)")
@@ -156,11 +185,6 @@ def load_source(init_from: str) -> Source:
     except (OmegaConfBaseException, ConfigError, AttributeError, TypeError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ConfigError(f"init_from={init_from!r}: {run_dir}/config.yaml: {first}") from err
-    if config.data.tokenizer != "byte" or config.data.corpus == "memmap":
-        raise ConfigError(
-            f"init_from={init_from!r}: tasks are byte-level text, but {run_dir} was trained on "
-            f"{config.data.corpus} with tokenizer {config.data.tokenizer!r}"
-        )
     return Source(run_dir, config, rundir.read_record(run_dir) or {})
 
 
@@ -171,11 +195,14 @@ def restore_params(source: Source) -> tuple[int, Any]:
     its config without computing anything, so orbax reads against the tree that was saved.
     """
     cfg = source.config
+    if source.hf:
+        return 0, hf.load(source.run_dir)[1]
     plan = Plan.from_config(cfg.train, cfg.data.seq_len)
     tx = make_optimizer(cfg.train, make_schedule(cfg.train, plan))
+    vocab = source.record.get("vocab_size") or BYTE_VOCAB
 
     def factory() -> nnx.Module:
-        return build_model(cfg.model, BYTE_VOCAB, cfg.data.seq_len, seed=cfg.train.seed)
+        return build_model(cfg.model, vocab, cfg.data.seq_len, seed=cfg.train.seed)
 
     template = jax.eval_shape(lambda: fresh_state(factory, tx))
     ckpt_dir = source.run_dir / rundir.CKPT_DIR
@@ -198,7 +225,12 @@ def prepare(cfg: FinetuneConfig) -> tuple[FinetuneConfig, Source | None]:
     """Validate; with init_from, take the model and data.seq_len from the source run."""
     _check_task_fields(cfg)
     source = load_source(cfg.init_from) if cfg.init_from else None
-    if source is not None:
+    if source is not None and source.hf:
+        # An HF model brings its architecture, not a corpus: the run's own data.seq_len stands.
+        cfg = dataclasses.replace(
+            cfg, init_from=f"{hf.PREFIX}{source.run_dir}", model=_source_model(cfg.model, source)
+        )
+    elif source is not None:
         build_task(cfg.task).check_source(source.config.data)  # e.g. facts of another world
         cfg = dataclasses.replace(
             cfg,
@@ -440,10 +472,11 @@ def finetune(cfg: FinetuneConfig) -> dict[str, Any]:
     # A new run reads its source first: a damaged one fails in one line before any compile.
     new = source is not None and rundir.read_record(run_dir) is None
     start = restore_params(source) if new else None
+    vocab = (source.record.get("vocab_size") if source else None) or BYTE_VOCAB
     return run_in_dir(
         cfg,
         run_dir,
-        make_corpus=lambda: TaskCorpus(build_task(cfg.task), seed=cfg.train.seed),
+        make_corpus=lambda: TaskCorpus(build_task(cfg.task), seed=cfg.train.seed, vocab_size=vocab),
         make_trainer=lambda corpus: FinetuneTrainer(cfg, corpus, run_dir, source, start),
         go=lambda trainer: trainer.evaluate_only() if cfg.train.tokens == 0 else trainer.run(),
     )

@@ -20,9 +20,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from scaling.config import ModelConfig, resolve_model
-
-_NORM_EPS = 1e-5  # GPT-2 and Llama both use 1e-5 (HF defaults)
+from scaling.config import ModelConfig, kv_heads, resolve_model
 
 
 def compute_dtype(cfg: ModelConfig) -> jnp.dtype:
@@ -75,13 +73,13 @@ def _norm(cfg: ModelConfig, dim: int, dtype: jnp.dtype, rngs: nnx.Rngs) -> nnx.M
     if cfg.norm == "layernorm":
         return nnx.LayerNorm(
             dim,
-            epsilon=_NORM_EPS,
+            epsilon=cfg.norm_eps,
             use_bias=cfg.bias,
             dtype=dtype,
             param_dtype=param_dtype,
             rngs=rngs,
         )
-    return nnx.RMSNorm(dim, epsilon=_NORM_EPS, dtype=dtype, param_dtype=param_dtype, rngs=rngs)
+    return nnx.RMSNorm(dim, epsilon=cfg.norm_eps, dtype=dtype, param_dtype=param_dtype, rngs=rngs)
 
 
 @jax.custom_vjp
@@ -171,15 +169,19 @@ def _rope(x_BxTxNxH: jax.Array, theta: float) -> jax.Array:
 
 
 class Attention(nnx.Module):
-    """Causal multi-head self-attention with a fused qkv projection (as GPT-2's c_attn)."""
+    """Causal self-attention with a fused qkv projection (as GPT-2's c_attn): H query heads and
+    Hkv key/value heads (grouped-query attention, Ainslie et al. 2023, where Hkv < H: each kv
+    head serves H/Hkv consecutive query heads, as in HF Llama's repeat_kv)."""
 
     def __init__(self, cfg: ModelConfig, dtype: jnp.dtype, *, rngs: nnx.Rngs):
         d = cfg.d_model
         self.n_heads = cfg.n_heads
+        self.n_kv_heads = kv_heads(cfg)
         self.head_dim = d // cfg.n_heads
         self.rope_theta = cfg.rope_theta if cfg.position == "rope" else None
         self.impl = attention_impl(cfg, dtype)
-        self.qkv = _linear(cfg, d, 3 * d, cfg.init_std, dtype, rngs)
+        qkv_dim = (self.n_heads + 2 * self.n_kv_heads) * self.head_dim
+        self.qkv = _linear(cfg, d, qkv_dim, cfg.init_std, dtype, rngs)
         # GPT-2 residual scaling: each block adds two projections to the residual stream.
         out_std = cfg.init_std / math.sqrt(2 * cfg.n_layers)
         self.out = _linear(cfg, d, d, out_std, dtype, rngs)
@@ -191,10 +193,13 @@ class Attention(nnx.Module):
 
     def __call__(self, x_BxTxD: jax.Array) -> jax.Array:
         b, t, d = x_BxTxD.shape
-        qkv_BxTx3D = self.qkv(x_BxTxD)
-        q_BxTxNxH, k_BxTxNxH, v_BxTxNxH = (
-            y.reshape(b, t, self.n_heads, self.head_dim) for y in jnp.split(qkv_BxTx3D, 3, -1)
-        )
+        h, hkv, dh = self.n_heads, self.n_kv_heads, self.head_dim
+        qkv_BxTxQ = self.qkv(x_BxTxD)
+        q_BxTxNxH = qkv_BxTxQ[..., : h * dh].reshape(b, t, h, dh)
+        k_BxTxNxH = qkv_BxTxQ[..., h * dh : (h + hkv) * dh].reshape(b, t, hkv, dh)
+        v_BxTxNxH = qkv_BxTxQ[..., (h + hkv) * dh :].reshape(b, t, hkv, dh)
+        if hkv != h:  # each kv head serves h/hkv consecutive query heads
+            k_BxTxNxH, v_BxTxNxH = (jnp.repeat(x, h // hkv, axis=2) for x in (k_BxTxNxH, v_BxTxNxH))
         if self.q_norm is not None:
             q_BxTxNxH = self.q_norm(q_BxTxNxH)
             k_BxTxNxH = self.k_norm(k_BxTxNxH)
@@ -330,5 +335,8 @@ class Transformer(nnx.Module):
 
 
 def build_model(cfg: ModelConfig, vocab_size: int, max_seq_len: int, seed: int) -> Transformer:
-    """A freshly initialised model; `cfg` is resolved here too (resolving is idempotent)."""
-    return Transformer(resolve_model(cfg), vocab_size, max_seq_len, rngs=nnx.Rngs(seed))
+    """A freshly initialised model; `cfg` is resolved here too (resolving is idempotent).
+    `cfg.max_positions`, where set (an imported model's position table), wins over
+    `max_seq_len` (the run's sequence length)."""
+    positions = cfg.max_positions or max_seq_len
+    return Transformer(resolve_model(cfg), vocab_size, positions, rngs=nnx.Rngs(seed))
