@@ -21,6 +21,7 @@ from numpy.typing import ArrayLike
 from scipy.special import logsumexp
 
 from scaling.fit._multistart import (
+    MultiStartResult,
     distinct_optima,
     huber,
     lse,
@@ -189,6 +190,19 @@ def fit_chinchilla(
     """Approach 3 point fit from every start of `starts` (default: the paper's grid); `weights`
     optionally weighs the rows (bootstrap counts give the fit of a resample). With `e_fixed`,
     E is that value and the starts are the grid's distinct (a, b, alpha, beta)."""
+    res, n_starts = _minimise(n, d, loss, delta, starts, weights, e_fixed)
+    return ChinchillaFit(
+        law=ChinchillaLaw.from_x(_full_x(res.x, e_fixed)),
+        objective=res.f,
+        n_points=len(loss),
+        n_starts=n_starts,
+        n_at_best=int(np.sum(res.f_all <= res.f * (1 + 1e-4))),
+        bootstrap_starts=_full_x(distinct_optima(res, n_bootstrap_starts), e_fixed),
+    )
+
+
+def _minimise(n, d, loss, delta, starts, weights, e_fixed) -> tuple[MultiStartResult, int]:
+    """The multi-start minimisation behind `fit_chinchilla` (and its number of starts)."""
     n, d, loss = positive("N, D, loss", n, d, loss)
     e_fixed = _checked_e(e_fixed)
     starts = start_grid() if starts is None else np.asarray(starts, float)
@@ -198,15 +212,7 @@ def fit_chinchilla(
     if len(weights) != len(loss) or np.any(weights < 0):
         raise ValueError(f"weights must be {len(loss)} non-negative values")
     objective, shared = _problem(n, d, loss, delta, e_fixed)
-    res = multistart(objective, starts, shared, weights)
-    return ChinchillaFit(
-        law=ChinchillaLaw.from_x(_full_x(res.x, e_fixed)),
-        objective=res.f,
-        n_points=len(loss),
-        n_starts=len(starts),
-        n_at_best=int(np.sum(res.f_all <= res.f * (1 + 1e-4))),
-        bootstrap_starts=_full_x(distinct_optima(res, n_bootstrap_starts), e_fixed),
-    )
+    return multistart(objective, starts, shared, weights), len(starts)
 
 
 def _checked_e(e_fixed: float | None) -> float | None:
@@ -356,6 +362,6 @@ def profile_e(
 ) -> np.ndarray:
     """The Approach 3 objective minimised with E fixed at each of `e_values` (a profile): flat
     where the data cannot tell E apart, a clear dip where they pin it down."""
-    return np.array(
-        [fit_chinchilla(n, d, loss, delta=delta, e_fixed=float(e)).objective for e in e_values]
-    )
+    # Objectives only: a profile point far from the data's E can end at an A or B too large
+    # for a float (the fit in logs is fine), so no law is built from it.
+    return np.array([_minimise(n, d, loss, delta, None, None, float(e))[0].f for e in e_values])
