@@ -39,6 +39,7 @@ TOKENIZERS = ("byte", "bpe")
 SCHEDULES = ("cosine", "wsd", "constant")
 PROGRESS = ("auto", "bar", "lines", "off", "on")  # "on": the bar (an older name)
 PARALLEL_STRATEGIES = ("auto", "single", "dp", "fsdp")
+TRACKERS = ("tensorboard", "wandb", "off")
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=+,-]*$")
 
 
@@ -166,11 +167,21 @@ class ParallelConfig:
 
 
 @dataclass
+class TrackingConfig:
+    """Where a run's curves go (scaling.tracking); `tracking=wandb` picks conf/tracking/wandb."""
+
+    backend: str = "tensorboard"  # tensorboard (event files in the run dir), wandb, off
+    project: str = "scaling"  # wandb project
+    group: str | None = None  # wandb group; None: the sweep's name (hydra.sweeper.grid.name)
+
+
+@dataclass
 class PretrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     parallel: ParallelConfig = field(default_factory=ParallelConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
     out_dir: str = "runs"
     run_name: str = "${model.name}-${data.corpus}-D${train.tokens}-s${train.seed}"
 
@@ -396,6 +407,7 @@ def validate(cfg: PretrainConfig) -> PretrainConfig:
     if t.stop_at_step is not None:
         _positive("train.stop_at_step", t.stop_at_step)
 
+    _one_of("tracking.backend", cfg.tracking.backend, TRACKERS)
     p = cfg.parallel
     _one_of("parallel.strategy", p.strategy, PARALLEL_STRATEGIES)
     _check(

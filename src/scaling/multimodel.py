@@ -118,6 +118,7 @@ class GroupTrainer:
         try:
             for t in self.trainers:
                 start = t.at_step = t._restore()
+                t._open_tracker(start)
                 t.record.update(resumed_from_step=start or None)
                 rundir.write_record(t.run_dir, {**t.record, **t._progress_fields(start)})
                 stop = min(t.plan.total_steps, t.cfg.train.stop_at_step or t.plan.total_steps)
@@ -153,6 +154,7 @@ class GroupTrainer:
             finalised = {id(run.trainer) for run in runs if run.record is not None}
             for t in self.trainers:
                 if id(t) not in finalised:  # _finalise closed the others
+                    t._close_tracker()
                     t.ckpt.close()
         return [run.record for run in runs]
 
@@ -225,14 +227,14 @@ class GroupTrainer:
             if bad >= 0:
                 run.end = (rundir.STATUS_DIVERGED, f"non-finite loss or gradient at step {bad + 1}")
                 t.record["diverged_step"] = bad + 1
-                rundir.append_metrics(t.run_dir, row)
+                t._append(row)
                 return
             if step % every.eval_every == 0 or end:  # a stop evaluates only on the grid
                 t.state = take(state, j)
                 row.update(t._evaluate())
                 t.state = None
                 run.best_val = min(run.best_val, row["val_loss"])
-            rundir.append_metrics(t.run_dir, row)
+            t._append(row)
             run.losses = (row["train_loss"], row.get("val_loss", run.losses[1]))
         if step % every.ckpt_every == 0 or last:
             t.ckpt.save(step, take(state, j))
@@ -248,6 +250,7 @@ class GroupTrainer:
     ) -> None:
         if run.end is None:
             run.end = _end_status(run.step, run.trainer.plan.total_steps, watch.signal)
+        run.trainer._close_tracker()
         run.trainer.ckpt.close()
         status, reason = run.end
         run.record = run.trainer._finish(

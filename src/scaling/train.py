@@ -28,7 +28,7 @@ import optax
 from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec
 
-from scaling import accounting, rundir, shard
+from scaling import accounting, rundir, shard, tracking
 from scaling.checkpoint import Checkpointer
 from scaling.config import (
     ModelConfig,
@@ -523,6 +523,7 @@ class Trainer:
         self.ckpt = Checkpointer(run_dir / rundir.CKPT_DIR, t.keep_ckpts, t.async_ckpt)
         self.record = self._static_record()
         self.at_step = 0  # the last step taken, for the record of a run stopped at once
+        self.tracker: tracking.Tracker | None = None  # opened by run(), once resumed
 
     def _static_record(self) -> dict[str, Any]:
         cfg, corpus = self.cfg, self.corpus
@@ -582,6 +583,7 @@ class Trainer:
         progress = None
         try:
             start_step = self.at_step = self._restore()
+            self._open_tracker(start_step)
             self.record.update(resumed_from_step=start_step or None)
             rundir.write_record(self.run_dir, {**self.record, **self._progress_fields(start_step)})
             wall_start = time.perf_counter()
@@ -640,12 +642,12 @@ class Trainer:
                             f"non-finite loss or gradient at step {bad + 1}",
                         )
                         self.record["diverged_step"] = bad + 1
-                        rundir.append_metrics(self.run_dir, row)
+                        self._append(row)
                         break
                     if step % t.eval_every == 0 or end:  # a stop evaluates only on the grid
                         row.update(self._evaluate())
                         best_val = min(best_val, row["val_loss"])
-                    rundir.append_metrics(self.run_dir, row)
+                    self._append(row)
                     progress.note(row["train_loss"], row.get("val_loss"))
                 progress.advance(1, tokens_per_step)
                 if step % t.ckpt_every == 0 or last:
@@ -661,11 +663,29 @@ class Trainer:
             watch.restore()
             if progress is not None:
                 progress.close()
+            self._close_tracker()
             self.ckpt.close()
         steady_s = time.perf_counter() - steady_start if steady_start else None
         return self._finish(
             step, status, reason, best_val, compile_s, wall_start, steady_s, steady_steps
         )
+
+    def _open_tracker(self, start_step: int) -> None:
+        """The run's tracker (scaling.tracking), its id in the record so a resume continues it."""
+        self.tracker = tracking.open_tracker(self.cfg, self.run_dir, start_step)
+        if self.tracker is not None:
+            self.record["tracker"] = self.tracker.describe()
+
+    def _close_tracker(self) -> None:
+        if self.tracker is not None:
+            self.tracker.close()
+            self.tracker = None
+
+    def _append(self, row: dict[str, Any]) -> None:
+        """A metrics row to metrics.jsonl and to the tracker."""
+        rundir.append_metrics(self.run_dir, row)
+        if self.tracker is not None:
+            self.tracker.log(row)
 
     def _record_abort(self) -> None:
         """The record of a run a second Ctrl-C stops at once (called from the watch's thread)."""
