@@ -167,3 +167,21 @@ test: $(STAMP)
 
 ladder: $(STAMP)
 	$(PY) -m scaling.ladder --readme README.md
+
+# The Hugging Face round trips through transformers (tests/test_hf.py: random transformers
+# models imported, exported models loaded with from_pretrained, logits to 1e-5 both ways).
+# torch and transformers live in their own venv, $(HF_VENV): gigabytes that the default install
+# and CI never need (CI checks import and export against the committed fixtures instead). The
+# tests call it through SCALING_HF_PYTHON. HF_PYTHON is any Python with a torch wheel at hand
+# (this machine's is a CPU build for 3.11). The same venv remakes the fixtures:
+#   $(HF_VENV)/bin/python tests/fixtures/hf/make_fixtures.py fixtures tests/fixtures/hf
+HF_PYTHON ?= python3.11
+HF_VENV := .venv-hf
+.PHONY: test-hf
+$(HF_VENV)/.installed:
+	$(HF_PYTHON) -m venv $(HF_VENV)
+	$(HF_VENV)/bin/pip install -q torch==2.13.0 transformers==5.23.0 safetensors numpy
+	touch $@
+
+test-hf: $(STAMP) $(HF_VENV)/.installed
+	SCALING_HF_PYTHON=$(CURDIR)/$(HF_VENV)/bin/python $(PY) -m pytest -q -rs tests/test_hf.py
