@@ -165,9 +165,14 @@ def sweep_claims(root: Path | None, rules: Rules, n_bootstrap: int) -> list[Clai
     if fits.law() is None:
         why = fits.skipped.get("approach3", "no Approach 3 fit")
         return [_missing(1, C1, exp, why), _missing(2, C2, exp, why)]
+    # Counted every parameter, the IsoFLOP budgets are no longer equal-compute slices: the law
+    # is read at 1-3-10 steps of C inside the runs' compute instead.
     counted = report.load_study(root, root.name, n_convention="total")
     counted_fits = report.fit_study(
-        counted, n_bootstrap=n_bootstrap, only=("approach3", "approach3_e_fixed")
+        counted,
+        n_bootstrap=n_bootstrap,
+        only=("approach3", "approach3_e_fixed"),
+        budgets=report.decade_budgets(counted.points),
     )
     evidence = sweep_evidence(study, fits, (counted, counted_fits))
     return [claim1_row(evidence, exp, rules), claim2_row(evidence, exp, rules)]

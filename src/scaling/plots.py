@@ -397,38 +397,37 @@ def task_curves(
     curves: Mapping[str, Mapping[str, pd.DataFrame]], metrics: list[str], axis: str, path: Path
 ) -> Path:
     """Every task metric against one scale axis: curves[arm][task] is emergence.curve's table
-    (x, y) per metric, as {metric: table}. One panel per metric, one line per task and arm."""
-    fig, axes = _axes(
-        len(metrics),
-        f"Task metrics against {AXIS_LABELS[axis].split(',')[0]}: "
-        "a jump in exact match with smooth continuous metrics is a mirage",
+    (x, y) per metric, as {metric: table}. One panel per metric (two rows), one line per task
+    and arm, the legend in the last panel."""
+    cols = 3
+    rows = -(-(len(metrics) + 1) // cols)
+    fig, grid = plt.subplots(rows, cols, figsize=(5.2 * cols, 3.9 * rows), squeeze=False)
+    axes = list(grid.ravel())
+    fig.suptitle(
+        f"Task metrics against {AXIS_LABELS[axis].split(',')[0]}: a jump in exact match while "
+        "the continuous metrics rise smoothly is a mirage",
+        fontsize=11,
     )
     styles = {"pretrain_only": "--s", "finetuned": "-o"}
     for arm, tasks in curves.items():
         for task, per_metric in tasks.items():
-            for ax, metric in zip(axes, metrics, strict=True):
+            for ax, metric in zip(axes, metrics, strict=False):
                 c = per_metric[metric]
-                ax.plot(
-                    c["x"],
-                    c["y"],
-                    styles.get(arm, "-^"),
-                    ms=4,
-                    label=f"{task}, {arm.replace('_', '-')}",
-                )
-    for ax, metric in zip(axes, metrics, strict=True):
-        _style(
-            ax,
-            AXIS_LABELS[axis],
-            METRIC_LABELS[metric],
-            METRIC_LABELS[metric].split(" (")[0],
-            xlog=axis in ("n", "c"),
-        )
+                label = f"{task}, {arm.replace('_', '-')}"
+                ax.plot(c["x"], c["y"], styles.get(arm, "-^"), ms=4, label=label)
+    for ax, metric in zip(axes, metrics, strict=False):
+        title = METRIC_LABELS[metric].split(" (")[0]
+        _style(ax, AXIS_LABELS[axis], METRIC_LABELS[metric], title, xlog=axis in ("n", "c"))
+        ax.xaxis.label.set_fontsize(8)
         if axis == "loss":
             ax.invert_xaxis()
+    legend = axes[len(metrics)]
+    legend.axis("off")
     handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), **LEGEND)
-    fig.tight_layout(rect=(0, 0.06 + 0.04 * (len(labels) // 4), 1, 0.95))
-    return _save(fig, path, tight=False)
+    legend.legend(handles, labels, loc="center", fontsize=10, title="task, arm")
+    for ax in axes[len(metrics) + 1 :]:
+        ax.axis("off")
+    return _save(fig, path)
 
 
 def _save(fig, path: Path, tight: bool = True) -> Path:

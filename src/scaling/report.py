@@ -131,10 +131,12 @@ class Fits:
 
 def report_budgets(points: pd.DataFrame) -> tuple[float, ...]:
     """Budgets at which the fitted frontier is read, all inside the runs' compute (never
-    extrapolated): an IsoFLOP study's own budgets, else 1-3-10 steps across its range."""
-    budgets = isoflop_budgets(points)
-    if budgets:
-        return budgets
+    extrapolated): an IsoFLOP study's own budgets, else `decade_budgets`."""
+    return isoflop_budgets(points) or decade_budgets(points)
+
+
+def decade_budgets(points: pd.DataFrame) -> tuple[float, ...]:
+    """1-3-10 steps of C inside the runs' compute."""
     low, high = points["C"].min(), points["C"].max()
     decades = range(math.floor(math.log10(low)), math.ceil(math.log10(high)) + 1)
     steps = [m * 10.0**k for k in decades for m in (1, 3)]
@@ -156,10 +158,16 @@ def isoflop_budgets(points: pd.DataFrame, min_sizes: int = 3) -> tuple[float, ..
 
 
 def fit_study(
-    study: Study, n_bootstrap: int = 1000, seed: int = 0, only: tuple[str, ...] | None = None
+    study: Study,
+    n_bootstrap: int = 1000,
+    seed: int = 0,
+    only: tuple[str, ...] | None = None,
+    budgets: tuple[float, ...] | None = None,
 ) -> Fits:
-    """Every fit of the report (or those named in `only`), each with its bootstrap."""
+    """Every fit of the report (or those named in `only`), each with its bootstrap; the
+    frontier is read at `budgets` (default: `report_budgets`, all inside the runs' compute)."""
     p, fits = study.points, Fits(wanted=only)
+    budgets = report_budgets(p) if budgets is None else budgets
     n, d, c, loss = (p[k].to_numpy() for k in ("N", "D", "C", "loss"))
     for name, e_fixed in (("approach3", None), ("approach3_e_fixed", study.entropy)):
         if name == "approach3_e_fixed" and e_fixed is None:
@@ -175,7 +183,7 @@ def fit_study(
                     loss,
                     n_bootstrap=n_bootstrap,
                     seed=seed,
-                    budgets=report_budgets(p),
+                    budgets=budgets,
                     e_fixed=e_fixed,
                 )
             ),

@@ -139,7 +139,7 @@ def sources_markdown(sources: pd.DataFrame) -> str:
     table = _table(
         ["model", "N", "D (tokens)", "final val loss"],
         [
-            [r["model"], r["n_params_nonembedding"], r["tokens_seen"], r["final_val_loss"]]
+            [r["model"], r["n_params_nonembedding"], r["tokens_seen"], f"{r['final_val_loss']:.4f}"]
             for r in rows.to_dict("records")
         ],
     )
@@ -284,6 +284,19 @@ def markdown(study: TaskStudy, command: str, plots: list[str]) -> str:
     return "\n".join(out)
 
 
+def _lines(table: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """One line per task, and per source D where the sources ran several: sources of one D
+    rank alike in N, compute and loss, so each line is a curve (mixed, they zig-zag in C)."""
+    d = EMERGENCE_COLUMNS_D
+    out = []
+    for task, rows in table.groupby("task"):
+        if rows[d].nunique() < 2:
+            out.append((task, rows))
+            continue
+        out += [(f"{task}, D = {tokens / 1e6:.2g}M", part) for tokens, part in rows.groupby(d)]
+    return out
+
+
 def plot_curves(study: TaskStudy, out: Path) -> list[Path]:
     """One figure per axis (N, compute, pre-training loss): every task metric against it, for
     the pre-train-only and fine-tuned arms (scaling.plots.task_curves)."""
@@ -293,8 +306,10 @@ def plot_curves(study: TaskStudy, out: Path) -> list[Path]:
     for axis in ("n", "c", "loss"):
         curves = {
             arm: {
-                task: {m: emergence.curve(rows, m, axis, _columns(table)) for m in transfer.METRICS}
-                for task, rows in table.groupby("task")
+                label: {
+                    m: emergence.curve(rows, m, axis, _columns(table)) for m in transfer.METRICS
+                }
+                for label, rows in _lines(table)
             }
             for arm, table in study.emergence_input.items()
             if not table.empty
