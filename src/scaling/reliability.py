@@ -512,7 +512,8 @@ def _damaged_copies(source: Path, root: Path) -> dict[str, Path]:
         copies[kind] = root / f"{source.name}-{kind}"
         shutil.copytree(source, copies[kind])
     for step_dir in (copies["truncated"] / rundir.CKPT_DIR).iterdir():
-        _truncate(step_dir)
+        if step_dir.is_dir():  # the step dirs, not files beside them (tracker.json)
+            _truncate(step_dir)
     (copies["garbage_config"] / rundir.CONFIG_FILE).write_text("model: [unclosed\n")
     shutil.rmtree(copies["no_ckpt"] / rundir.CKPT_DIR)
     (copies["no_config"] / rundir.CONFIG_FILE).unlink()
