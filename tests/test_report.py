@@ -69,6 +69,7 @@ def isoflop_study(law, entropy) -> report.Study:
             rows.append({"model": f"m{i}{k}", "N": n, "D": d, "C": c, "loss": loss})
     points = pd.DataFrame(rows).assign(
         run_dir=lambda p: p["model"],
+        loss_se=0.001,
         lr=1e-3,
         n_seeds=1,
         seed_spread=0.0,

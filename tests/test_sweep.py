@@ -193,7 +193,9 @@ def test_isoflop_gpu_experiment_spans_its_budgets():
     spec, points = experiment("isoflop_gpu")
     assert spec.budgets[0] == 1e15 and spec.budgets[-1] == 3e16
     for budget in spec.budgets:
-        assert 5 <= sum(p.budget == budget for p in points) <= 7
+        assert 5 <= sum(p.budget == budget and p.seed == 0 for p in points) <= 7
+    smallest = [p for p in points if p.budget == spec.budgets[0]]
+    assert {p.seed for p in smallest} == {0, 1}  # the seed spread, where runs are cheapest
 
 
 def test_isoflop_counts_the_architecture_it_trains():

@@ -247,13 +247,17 @@ def bootstrap_chinchilla(
 
 
 def _law_samples(x: np.ndarray) -> dict[str, np.ndarray]:
-    return {
-        "A": np.exp(x[:, 0]),
-        "B": np.exp(x[:, 1]),
-        "E": np.exp(x[:, 2]),
-        "alpha": x[:, 3],
-        "beta": x[:, 4],
-    }
+    # A resample can end at a degenerate law whose log A or log B lies past a float's range
+    # (exp overflows to inf); its A or B is then inf and its frontier NaN: a failed sample,
+    # counted as such in its intervals.
+    with np.errstate(over="ignore"):
+        return {
+            "A": np.exp(x[:, 0]),
+            "B": np.exp(x[:, 1]),
+            "E": np.exp(x[:, 2]),
+            "alpha": x[:, 3],
+            "beta": x[:, 4],
+        }
 
 
 def _exponents(p: dict[str, np.ndarray | float]) -> dict[str, np.ndarray | float]:
