@@ -289,3 +289,28 @@ def test_du_is_undetermined_when_loss_is_a_function_of_n():
     )
     assert result["verdict"] == emergence.UNDETERMINED
     assert result["scale_r2_on_loss"] > 0.99
+
+
+@pytest.mark.parametrize(
+    "n_scales", [4, 6, 12]
+)  # the study's counts: 4 at least, 6 sizes, 12 sources
+def test_the_verdict_at_every_scale_count_the_study_uses(n_scales):
+    """A known step is called a jump, a straight line and a smooth sigmoid are not, and p^L of
+    a per-token accuracy rising in a straight line is a mirage: exact match jumps alone."""
+    x = np.linspace(0.0, 1.0, n_scales)
+
+    def jumps(y, metric="token_accuracy"):
+        return emergence.curve_scores(np.asarray(y), metric)["jump"]
+
+    assert jumps(np.where(x >= 0.5, 0.9, 0.0))
+    assert not jumps(0.9 * x)
+    assert not jumps(1 / (1 + np.exp(-4 * (x - 0.5))))
+    per_token = 0.3 + 0.65 * x
+    assert jumps(per_token**8, "exact_match") and not jumps(per_token)
+    verdict = emergence.schaeffer_verdict(
+        {
+            "exact_match": emergence.curve_scores(per_token**8, "exact_match"),
+            "token_accuracy": emergence.curve_scores(per_token, "token_accuracy"),
+        }
+    )
+    assert verdict == emergence.MIRAGE

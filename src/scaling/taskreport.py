@@ -276,12 +276,39 @@ def markdown(study: TaskStudy, command: str, plots: list[str]) -> str:
         out += [f"### {arm}", "", verdict_markdown(table), ""]
         reasons = table[["du_reason", "du_n_runs"]].drop_duplicates().to_dict("records")
         out += [f"Du et al. test: {r['du_reason']} ({r['du_n_runs']} runs)." for r in reasons]
+        out += [_loss_threshold(study.emergence_input[arm], task) for task in _loss_tasks(table)]
         out.append("")
     for key, reason in study.skipped.items():
         if key.startswith("emergence:"):
             out += [f"- {key}: {reason}"]
     out += ["## Plots", ""] + [f"![{name}]({name})" for name in plots] + [""]
     return "\n".join(out)
+
+
+def _loss_tasks(verdicts: pd.DataFrame) -> list[str]:
+    """Tasks whose exact match Du et al.'s test finds a function of pre-training loss."""
+    exact = verdicts[verdicts["metric"] == "exact_match"]
+    return sorted(exact.loc[exact["du_verdict"] == emergence.LOSS_EXPLAINS, "task"])
+
+
+def _loss_threshold(table: pd.DataFrame, task: str) -> str:
+    """Du et al. 2024's loss threshold: the pre-training loss below which exact match first
+    passes the jump's minimum rise (linear between the two sources around it)."""
+    share = emergence.Thresholds().min_improvement
+    c = emergence.curve(table[table["task"] == task], "exact_match", "loss", _columns(table))
+    above = np.flatnonzero(c["y"].to_numpy() >= share)
+    if not len(above) or above[0] == 0:
+        return (
+            f"- {task}: no loss threshold inside the sources (exact match never crosses "
+            f"{share:.0%}, or starts above it)."
+        )
+    i = above[0]
+    (l0, l1), (y0, y1) = c["x"].iloc[i - 1 : i + 1], c["y"].iloc[i - 1 : i + 1]
+    loss = l0 + (share - y0) * (l1 - l0) / (y1 - y0)
+    return (
+        f"- {task}: loss threshold (Du et al. 2024) {loss:.3f} nats/token: below it exact match "
+        f"passes {share:.0%} (between sources at {l0:.3f} and {l1:.3f})."
+    )
 
 
 def _lines(table: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
