@@ -37,6 +37,13 @@ study: $(STAMP)
 		$(PY) experiments/finetune.py -m experiment=tasks_fewshot init_from=$$src
 	$(STUDY_REPORTS)
 
+# Muennighoff et al.'s data-constrained law on the memorisation ablation's repeated-data runs:
+# R_D* and R_N* fitted on the sweep's Approach 3 law (the other constants held).
+MEMORISE_FIT = mkdir -p results/ablations && $(PY) -m scaling.records runs/ablations/memorise && \
+	$(PY) experiments/fit.py runs/ablations/memorise/records.csv --n-col n_params_nonembedding \
+		--d-col tokens_seen --unique-col unique_tokens --loss-col final_val_loss \
+		--base-law results/isoflop/fits.json > results/ablations/memorise_data_constrained.json.tmp && \
+	mv results/ablations/memorise_data_constrained.json.tmp results/ablations/memorise_data_constrained.json
 study-more: STUDY_CMD = make study && make study-more
 study-more: $(STAMP)
 	$(PY) experiments/pretrain.py -m experiment=isoflop_cpu 'hydra.sweeper.grid.smallest_budget_seeds=[1]'
@@ -49,6 +56,7 @@ study-more: $(STAMP)
 		$(PY) experiments/finetune.py -m experiment=ablation_corrupt_eval init_from=$$src
 	$(PY) experiments/pretrain.py -m experiment=ablation_schedule
 	$(STUDY_REPORTS)
+	$(MEMORISE_FIT)
 
 # The design check (results/design/): the law `make study` measured (Approach 3, E fixed) and
 # the spread between its seeds, sampled on the study's own grid and on the grid the study used

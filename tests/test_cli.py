@@ -89,6 +89,8 @@ def test_bad_config_exits_with_one_line_naming_the_key(tmp_path, override, named
         ),
         ("train.tokenz=1e6", "Key 'tokenz' not in 'TrainConfig'; did you mean train.tokens?"),
         ("moddel.d_model=64", "Key 'moddel' not in 'PretrainConfig'; did you mean model?"),
+        # `+` makes Hydra add the key to the structured config without complaint
+        ("+train.tokenz=1e6", "unknown key train.tokenz; did you mean train.tokens?"),
         ("model.arch=lama", "is not one of ['gpt2', 'llama']; did you mean model.arch=llama?"),
     ],
 )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import re
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -243,10 +244,26 @@ def to_dataclass[Schema: PretrainConfig](
     """A composed Hydra config as the typed dataclass of `schema` (interpolations resolved)."""
     if isinstance(cfg, schema):
         return cfg
+    _refuse_unknown_keys(cfg, schema)
     merged = OmegaConf.merge(OmegaConf.structured(schema), cfg)
     obj = OmegaConf.to_object(merged)
     assert isinstance(obj, schema)
     return obj
+
+
+def _refuse_unknown_keys(cfg: DictConfig, schema: type, prefix: str = "") -> None:
+    """A key the schema lacks is a typo: Hydra's `+key=value` adds it to a structured config
+    without complaint, and the merge into the schema would then drop it silently."""
+    hints = typing.get_type_hints(schema)
+    for key in cfg:
+        name = f"{prefix}{key}"
+        if key not in hints:
+            close = difflib.get_close_matches(str(key), list(hints), n=1, cutoff=0.6)
+            mean = f"; did you mean {prefix}{close[0]}?" if close else ""
+            raise ConfigError(f"unknown key {name}{mean}")
+        node = cfg._get_node(key)
+        if dataclasses.is_dataclass(hints[key]) and isinstance(node, DictConfig):
+            _refuse_unknown_keys(node, hints[key], f"{name}.")
 
 
 def run_dir_of(cfg: PretrainConfig) -> Path:

@@ -17,7 +17,12 @@ import matplotlib.patheffects as effects  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from matplotlib.ticker import EngFormatter, LogLocator, NullFormatter  # noqa: E402
+from matplotlib.ticker import (  # noqa: E402
+    EngFormatter,
+    FuncFormatter,
+    LogLocator,
+    NullFormatter,
+)
 
 from scaling.fit import ChinchillaLaw, group_budgets, isoflop_minima  # noqa: E402
 from scaling.fit.frontier import parabola  # noqa: E402
@@ -359,8 +364,32 @@ def loss_vs_n_and_d(study: Study, fits: Fits, path: Path) -> Path | None:
                 ax.plot(grid, pred, color=colors[value], lw=1)
         _floor(ax, study, fits)
         xlabel = N_LABELS[study.n_convention] if x == "N" else "D (tokens)"
-        _style(ax, xlabel, LOSS_LABEL, f"Against {x} (lines: the fitted law)", xlog=True)
+        title = f"Against {x}" + (" (lines: the fitted law)" if chosen is not None else "")
+        _style(ax, xlabel, LOSS_LABEL, title, xlog=True)
         ax.legend(**LEGEND)
+    return _save(fig, path)
+
+
+def loss_vs_lr(study: Study, path: Path) -> Path | None:
+    """Final loss against the learning rate at each (model, D) where several were tried: the
+    check of an LR rule is where each curve bottoms out."""
+    done = study.runs[study.runs["status"] == "completed"].dropna(subset=["final_val_loss"])
+    keys = ["n_params_nonembedding", "tokens_target"]
+    if done.empty or done.groupby(keys)["lr"].nunique().max() < 2:
+        return None
+    fig, (ax,) = _axes(1, "Which learning rate is best at each size?")
+    colors = _colors(done["n_params_nonembedding"].to_numpy())
+    for (n, d), rows in done.sort_values("lr").groupby(keys):
+        if rows["lr"].nunique() < 2:
+            continue
+        label = f"N = {n:,.0f}, D = {d:.3g}"
+        ax.plot(rows["lr"], rows["final_val_loss"], "o-", color=colors[n], label=label)
+        best = rows.loc[rows["final_val_loss"].idxmin()]
+        ax.scatter(best["lr"], best["final_val_loss"], s=120, facecolors="none", color="red")
+    ax.scatter([], [], s=120, facecolors="none", color="red", label="lowest loss at that size")
+    _style(ax, "learning rate (peak)", LOSS_LABEL, "Each curve's minimum is its best lr", xlog=True)
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))  # not "5m"
+    ax.legend(**LEGEND)
     return _save(fig, path)
 
 
@@ -373,6 +402,7 @@ def draw_all(study: Study, fits: Fits, out: Path) -> list[Path]:
         loss_vs_n_and_d(study, fits, out / "loss_vs_n_and_d.png"),
         surface(study, fits, out / "surface.png"),
         residuals(study, fits, out / "residuals.png"),
+        loss_vs_lr(study, out / "loss_vs_lr.png"),
     ]
     return [path for path in drawn if path is not None]
 

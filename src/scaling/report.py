@@ -357,7 +357,7 @@ def frontier_table(result: fit.FitResult) -> str:
     ]
     for row in result.to_dict()["derived"]["frontier"]:
         cells = [_interval(row[k]) for k in ("N_opt", "D_opt", "tokens_per_param")]
-        lines.append(f"| {row['C']:.0e} | " + " | ".join(cells) + " |")
+        lines.append(f"| {row['C']:.3g} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

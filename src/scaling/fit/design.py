@@ -193,6 +193,8 @@ def markdown(check: DesignCheck) -> str:
                 f"[{r.low:.4g}, {r.high:.4g}] | {r.coverage:.0%} | {r.median_width:.3g} | "
                 f"{r.above_zero:.0%} |"
             )
+    if not check.interior_share:
+        return "\n".join(lines) + "\n"  # no budget of equal-compute runs: no IsoFLOP minima
     lines += [
         "",
         "| budget C | minimum inside its rungs | true D/N at the optimum | D/N of the parabola's "
