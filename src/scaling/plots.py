@@ -283,7 +283,9 @@ def frontier(study: Study, fits: Fits, path: Path) -> Path | None:
         for ax in axes:
             ax.plot([], [], "ro", label="Approach 2 minimum, 95% interval")
             ax.plot([], [], "rx", label="Approach 2 edge minimum (not used)")
-    axes[1].axhspan(10, 40, color="orange", alpha=0.15, label="the claim's ~20 tokens/param band")
+    # The band is Chinchilla's, counted over every parameter; in another count it only guides.
+    where = "" if study.n_convention == "total" else " (the ledger counts all parameters)"
+    axes[1].axhspan(10, 40, color="orange", alpha=0.15, label=f"~20 tokens/param band{where}")
     for ax, (key, label) in zip(axes, keys, strict=True):
         title = "Compute-optimal size" if key == "N_opt" else "Compute-optimal tokens per parameter"
         _style(ax, "C (FLOPs)", label, title, xlog=True, ylog=True)
