@@ -77,14 +77,12 @@ def test_ledger_has_every_claim_measured_from_the_runs(roots, tmp_path):
     assert [e["id"] for e in entries] == list(range(1, 9))
     assert {e["verdict"] for e in entries} <= set(OUTCOMES)
     assert {"E_known", "E_fit", "E_fit_interval"} <= set(entries[1])
-    built = claims.build(roots["sweep"], roots["tasks"], roots["ablations"], n_bootstrap=50)
-    for claim in built:
-        assert claim.verdict in OUTCOMES, claim
-        if claim.number == 7:  # the corrupted sources were evaluated few-shot too
-            assert "few-shot task skill per percent: addition1" in claim.measured
-        if claim.number != 2:  # claim 2 needs the held-out check's 8+ runs
-            assert not claim.reason.startswith(claims.NOT_MEASURED), claim
-            assert claim.measured != "–", claim
+    for claim in entries:
+        if claim["id"] == 7:  # the corrupted sources were evaluated few-shot too
+            assert "few-shot task skill per percent: addition1" in claim["measured"]
+        if claim["id"] != 2:  # claim 2 needs the held-out check's 8+ runs
+            assert not claim["reason"].startswith(claims.NOT_MEASURED), claim
+            assert claim["measured"] != "–", claim
 
 
 def test_memorisation_gap_is_val_minus_train_loss_of_the_records(roots):
