@@ -228,10 +228,16 @@ def test_claim2_reads_budgets_inside_the_sweep_only():
 # ---------------------------------------------------------------------------------- claim 3
 
 
-def finetuned(d_f, d_e, low, high, d_min=1e4, d_max=1.6e5, failed=0, task="add", n=1e5):
+def finetuned(
+    d_f, d_e, low, high, d_min=1e4, d_max=1.6e5, failed=0, task="add", n=1e5, bracket=None
+):
     """One row of `transfer.effective_data`: a fine-tuned run's D_E against from-scratch data
-    that reach from d_min to d_max tokens."""
+    that reach from d_min to d_max tokens; `bracket` is what the same size's from-scratch runs
+    show, (the largest D that did not reach the fine-tuned loss, the smallest that did)."""
+    not_reached, reached = bracket or (0.0, math.inf)
     return {
+        "scratch_not_reached": not_reached,
+        "scratch_reached": reached,
         "task": task,
         "n": n,
         "seed": 0,
@@ -284,12 +290,33 @@ CLAIM3 = [
         id="one task supported, one unresolved",
     ),
     pytest.param([], NR, id="no fine-tuned run"),
+    pytest.param(
+        [finetuned(1e4, 2.3e4, 0.6e4, 1e9, bracket=(4e4, 1.6e5))],
+        S,
+        id="the fit says 2.3x, but from scratch at 4x D_F has not reached it",
+    ),
+    pytest.param(
+        [finetuned(1e4, 5e4, 4e4, 6e4, bracket=(1e4, 1.5e4))],
+        C,
+        id="the fit says 5x, but from scratch at 1.5x D_F reached it: the runs decide",
+    ),
+    pytest.param(
+        [finetuned(1e4, 5e4, None, None, bracket=(1e4, 4e4))],
+        NR,
+        id="no fit interval; the runs bracket it between 1x and 4x",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("runs", "verdict"), CLAIM3)
 def test_claim3_fine_tuning_needs_far_less_data(runs, verdict):
     assert rules.claim3(pd.DataFrame(runs), RULES).verdict == verdict
+
+
+def test_claim3_keeps_the_fits_interval_inside_what_the_runs_of_that_size_show():
+    multiplier, bound = rules.data_multiplier(finetuned(1e4, 2.3e4, 0.6e4, 1e9, bracket=(4e4, 1e5)))
+    assert bound == "≥" and multiplier.estimate == pytest.approx(4.0)
+    assert (multiplier.ci_low, multiplier.ci_high) == pytest.approx((4.0, 10.0))
 
 
 def test_claim3_reports_an_extrapolated_d_e_as_a_lower_bound():

@@ -100,6 +100,21 @@ def test_effective_data_recovers_the_law_through_noise_with_intervals_covering_i
     assert np.allclose(effective["d_t"], truth, rtol=0.25)
 
 
+def test_the_from_scratch_runs_of_a_size_bracket_d_e_without_a_fit():
+    scratch = pd.DataFrame(
+        {"n": [1.0, 1.0, 1.0, 2.0], "d_f": [1e4, 4e4, 1.6e5, 1e4], "final_val_loss": [3, 2, 1, 0.1]}
+    )
+    assert transfer.scratch_bracket(scratch, 1.0, 1.5) == (4e4, 1.6e5)
+    assert transfer.scratch_bracket(scratch, 1.0, 0.5) == (1.6e5, np.inf)
+    assert transfer.scratch_bracket(scratch, 1.0, 5.0) == (0.0, 1e4)
+    assert transfer.scratch_bracket(scratch, 3.0, 1.0) == (0.0, np.inf)  # no runs of that size
+    effective, _ = transfer.effective_data(transfer.arms(known_records()), n_bootstrap=0)
+    inside = (effective["scratch_not_reached"] < effective["d_e"]) & (
+        effective["d_e"] <= effective["scratch_reached"]
+    )
+    assert inside.all()
+
+
 def test_a_from_scratch_loss_that_does_not_fall_with_data_bounds_d_e_at_its_edges():
     # From scratch the loss rises slowly with D: a fine-tuned loss below it is never reached
     # (D_E = inf, "at least the largest D"), one above it was reached before the smallest D.

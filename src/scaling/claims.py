@@ -275,6 +275,9 @@ def claim3_row(effective: pd.DataFrame, laws: dict, exp: str, rules: Rules) -> C
         highs += [m.ci_high for m, _ in pairs if m.ci_high is not None]
     bounded = int((effective["d_e"] > effective["scratch_d_max"]).sum())
     failed = int(effective["d_e_failed"].sum())
+    bracketed = int(
+        ((effective["scratch_not_reached"] > 0) | np.isfinite(effective["scratch_reached"])).sum()
+    )
     law_text = "; ".join(
         f"{t}: D_T = {fmt(r.value('k'))} D_F^{fmt(r.value('alpha'))} N^{fmt(r.value('beta'))}"
         for t, r in laws.items()
@@ -291,7 +294,10 @@ def claim3_row(effective: pd.DataFrame, laws: dict, exp: str, rules: Rules) -> C
             for task, v in claim_rules.multiplier_verdicts(effective, rules).items()
         ),
         note=f"{bounded} of {len(effective)} D_E lie beyond the largest from-scratch D: they "
-        f"count only as that D (≥). {failed} refits failed in all. "
+        f"count only as that D (≥). Each interval is kept inside what the from-scratch runs of "
+        f"its size show ({bracketed} of {len(effective)} have such runs on one side at least; ≥ "
+        "where the fit said less than they show). "
+        f"{failed} refits failed in all. "
         + (f"Transfer laws: {law_text}." if law_text else "No transfer law fitted."),
     )
 

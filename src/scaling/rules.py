@@ -169,18 +169,31 @@ def data_multiplier(row: Mapping) -> tuple[Estimate, str]:
     """D_E/D_F of one fine-tuned run (a row of `transfer.effective_data`), read only where the
     from-scratch data reach: an end of D_E's interval beyond the largest from-scratch D stands
     for "at least that D" (the upper end unknown), one below the smallest for "at most it" (the
-    lower end unknown). Returns the multiplier and '≥', '≤' or '' for its point."""
+    lower end unknown). The same size's from-scratch runs bound D_E without any fit
+    (`scratch_not_reached` < D_E <= `scratch_reached`): the interval is kept inside that bracket,
+    and is the bracket where the fit's interval misses it. Returns the multiplier and '≥', '≤'
+    or '' for its point."""
     d_f, d_min, d_max = row["d_f"], row["scratch_d_min"], row["scratch_d_max"]
     d_e = row["d_e"]
+    not_reached = row.get("scratch_not_reached", 0.0)
+    reached = row.get("scratch_reached", math.inf)
     bound = "≥" if d_e > d_max else "≤" if d_e < d_min else ""
-    point = float(np.clip(d_e, d_min, d_max)) / d_f
     n_samples, n_failed = int(row.get("d_e_resamples", 0)), int(row.get("d_e_failed", 0))
     low, high = row["d_e_low"], row["d_e_high"]
     if pd.isna(low) or pd.isna(high):
-        return Estimate(point, n_samples=n_samples, n_failed=n_failed), bound
-    low = d_max if low > d_max else 0.0 if low < d_min else low
-    high = math.inf if high > d_max else d_min if high < d_min else high
-    return Estimate(point, low / d_f, high / d_f, n_samples, n_failed), bound
+        low, high = 0.0, math.inf
+    else:
+        low = d_max if low > d_max else 0.0 if low < d_min else low
+        high = math.inf if high > d_max else d_min if high < d_min else high
+    low, high = max(low, not_reached), min(high, reached)
+    if low > high:  # the fit misses what the runs show: the runs decide
+        low, high = not_reached, reached
+    point = float(np.clip(np.clip(d_e, d_min, d_max), low, high))
+    if point == not_reached > 0 and d_e < not_reached:
+        bound = "≥"  # the runs of this size show more data than the fit says
+    if (low, high) == (0.0, math.inf):
+        return Estimate(point / d_f, n_samples=n_samples, n_failed=n_failed), bound
+    return Estimate(point / d_f, low / d_f, high / d_f, n_samples, n_failed), bound
 
 
 def multiplier_verdicts(effective: pd.DataFrame, rules: Rules) -> dict[str, Verdict]:
@@ -416,7 +429,9 @@ def rules_table(rules: Rules, thresholds: emergence.Thresholds) -> str:
         (
             "3",
             "every fine-tuned run's D_E/D_F interval above the minimum (contradicted: one at or "
-            "below); D_E beyond the largest from-scratch D counts only as at least that D",
+            "below); D_E beyond the largest from-scratch D counts only as at least that D; the "
+            "interval stays inside what the same size's from-scratch runs show (above the "
+            "largest D that did not reach the fine-tuned loss, at most the smallest that did)",
             f"D_E/D_F > {fmt(r.min_data_multiplier)}",
         ),
         (

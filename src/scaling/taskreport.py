@@ -171,6 +171,7 @@ def paired_markdown(paired: pd.DataFrame) -> str:
 
 def effective_markdown(effective: pd.DataFrame) -> str:
     header = ["task", "model", "D_F", "fine-tuned loss", "D_E [95% CI]", "D_T [95% CI]", "D_E/D_F"]
+    header.append("from scratch at this size: D_E in")
     rows = [
         [
             r["task"],
@@ -182,6 +183,8 @@ def effective_markdown(effective: pd.DataFrame) -> str:
             + (")" if r["extrapolated"] else ""),
             f"{_f(r['d_t'])} [{_f(r['d_t_low'])}, {_f(r['d_t_high'])}]",
             r["data_multiplier"],
+            f"({_f(r['scratch_not_reached'])}, "
+            + ("∞)" if np.isinf(r["scratch_reached"]) else f"{_f(r['scratch_reached'])}]"),
         ]
         for r in effective.to_dict("records")
     ]
@@ -237,7 +240,10 @@ def markdown(study: TaskStudy, command: str, plots: list[str]) -> str:
         "## Effective data transferred (Hernandez et al. 2021)",
         "",
         "The from-scratch loss is fitted across sizes as L = K N^(-a_N) D^(-a_D) and inverted at "
-        "each fine-tuned loss: D_E is the from-scratch data that loss would take, D_T = D_E - D_F.",
+        "each fine-tuned loss: D_E is the from-scratch data that loss would take, D_T = D_E - D_F. "
+        "The last column needs no fit: the largest from-scratch D of the same size that stayed "
+        "above the fine-tuned loss and the smallest that reached it; the ledger keeps D_E/D_F "
+        "inside it.",
         "",
     ]
     for task, law in study.scratch_fits.items():

@@ -24,6 +24,8 @@ Reads records only (pandas tables from scaling.records); never imports model cod
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 
@@ -109,6 +111,17 @@ def _invert(coef: np.ndarray, n: np.ndarray, loss: np.ndarray, d_min: float) -> 
     return np.where(c2 < 0, d, np.where(np.isnan(c2), np.nan, np.where(never, np.inf, 0.0)))
 
 
+def scratch_bracket(scratch: pd.DataFrame, n: float, loss: float) -> tuple[float, float]:
+    """What the from-scratch runs of size n say of D_E without any fit: (not_reached, reached),
+    the largest D that stayed above `loss` below the smallest D that reached it (0 and inf where
+    there is none). A from-scratch loss falls with D, so D_E lies between them."""
+    same = scratch[scratch["n"] == n]
+    reached = same.loc[same["final_val_loss"] <= loss, "d_f"]
+    upper = float(reached.min()) if len(reached) else math.inf
+    short = same.loc[(same["final_val_loss"] > loss) & (same["d_f"] < upper), "d_f"]
+    return (float(short.max()) if len(short) else 0.0), upper
+
+
 def scratch_fit(runs: pd.DataFrame, task: str, n_bootstrap: int = 1000, seed: int = 0) -> dict:
     """The from-scratch law of one task: point coefficients and bootstrap refits."""
     part = runs[(runs["arm"] == SCRATCH) & (runs["task"] == task)]
@@ -137,7 +150,9 @@ def effective_data(
 
     `extrapolated` marks D_E beyond the largest from-scratch D measured (the fit's extrapolation);
     `scratch_d_min`/`scratch_d_max` are the from-scratch data's edges, beyond which D_E is only a
-    bound; `d_e_resamples`/`d_e_failed` count the refits behind the interval and those that failed.
+    bound; `scratch_not_reached`/`scratch_reached` bracket D_E by the same size's from-scratch
+    runs alone (`scratch_bracket`); `d_e_resamples`/`d_e_failed` count the refits behind the
+    interval and those that failed.
     Tasks whose from-scratch runs cannot be fitted are skipped, with the reason in the fits dict.
     """
     rows, fits = [], {}
@@ -156,6 +171,7 @@ def effective_data(
             "n_points": law["n_points"],
         }
         n, d_f, loss = (tuned[k].to_numpy(float) for k in ("n", "d_f", "final_val_loss"))
+        scratch = runs[(runs["arm"] == SCRATCH) & (runs["task"] == task)]
         d_e = _invert(c[None, :], n, loss, law["d_min"])[0]
         d_e_boot = _invert(law["boot"], n, loss, law["d_min"]) if law["boot"] is not None else None
         for i, row in enumerate(tuned.itertuples()):
@@ -163,6 +179,7 @@ def effective_data(
                 d_e[i], None if d_e_boot is None else d_e_boot[:, i], level, bounds_ok=True
             )
             low, high = est.ci_low, est.ci_high
+            not_reached, reached = scratch_bracket(scratch, n[i], loss[i])
             rows.append(
                 {
                     "task": task,
@@ -181,6 +198,8 @@ def effective_data(
                     "extrapolated": bool(d_e[i] > law["d_max"]),
                     "scratch_d_min": law["d_min"],
                     "scratch_d_max": law["d_max"],
+                    "scratch_not_reached": not_reached,
+                    "scratch_reached": reached,
                     "d_e_resamples": est.n_samples,
                     "d_e_failed": est.n_failed,
                 }
