@@ -184,6 +184,10 @@ test: $(STAMP)
 	$(PY) -m ruff check src experiments tests
 	$(PY) -m pytest -q --durations=15
 
+lint: $(STAMP)
+	$(PY) -m ruff check src experiments tests
+	$(PY) -m ruff format --check src experiments tests
+
 ladder: $(STAMP)
 	$(PY) -m scaling.ladder --readme README.md
 
