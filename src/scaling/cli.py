@@ -22,7 +22,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
-from scaling.config import ConfigError, FinetuneConfig
+from scaling.config import ConfigError, FinetuneConfig, did_you_mean
 from scaling.stop_signals import EXIT_INTERRUPTED, exit_on_interrupt
 
 log = logging.getLogger(__name__)
@@ -92,11 +92,7 @@ def hint(err: BaseException) -> str:
     if unknown and unknown.group(1) in parts:  # the first unknown part, e.g. moddel.d_model
         i = parts.index(unknown.group(1))
         parents, key = parts[:i], parts[i]
-    close = difflib.get_close_matches(key, _keys_under(parents), n=3, cutoff=0.6)
-    if not close:
-        return ""
-    prefix = "".join(f"{p}." for p in parents)
-    return f"; did you mean {' or '.join(prefix + c for c in close)}?"
+    return did_you_mean(key, _keys_under(parents), "".join(f"{p}." for p in parents))
 
 
 def _keys_under(parents: list[str]) -> list[str]:

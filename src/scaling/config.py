@@ -258,12 +258,16 @@ def _refuse_unknown_keys(cfg: DictConfig, schema: type, prefix: str = "") -> Non
     for key in cfg:
         name = f"{prefix}{key}"
         if key not in hints:
-            close = difflib.get_close_matches(str(key), list(hints), n=1, cutoff=0.6)
-            mean = f"; did you mean {prefix}{close[0]}?" if close else ""
-            raise ConfigError(f"unknown key {name}{mean}")
+            raise ConfigError(f"unknown key {name}{did_you_mean(str(key), list(hints), prefix)}")
         node = cfg._get_node(key)
         if dataclasses.is_dataclass(hints[key]) and isinstance(node, DictConfig):
             _refuse_unknown_keys(node, hints[key], f"{name}.")
+
+
+def did_you_mean(key: str, keys: list[str], prefix: str = "") -> str:
+    """ "; did you mean <prefix><close key>?" for up to 3 close matches of a mistyped key, or ""."""
+    close = difflib.get_close_matches(key, keys, n=3, cutoff=0.6)
+    return f"; did you mean {' or '.join(prefix + c for c in close)}?" if close else ""
 
 
 def run_dir_of(cfg: PretrainConfig) -> Path:

@@ -189,7 +189,7 @@ def data_multiplier(row: Mapping) -> tuple[Estimate, str]:
     if low > high:  # the fit misses what the runs show: the runs decide
         low, high = not_reached, reached
     point = float(np.clip(np.clip(d_e, d_min, d_max), low, high))
-    if point == not_reached > 0 and d_e < not_reached:
+    if d_e < not_reached == point:
         bound = "≥"  # the runs of this size show more data than the fit says
     if (low, high) == (0.0, math.inf):
         return Estimate(point / d_f, n_samples=n_samples, n_failed=n_failed), bound

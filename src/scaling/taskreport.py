@@ -170,8 +170,8 @@ def paired_markdown(paired: pd.DataFrame) -> str:
 
 
 def effective_markdown(effective: pd.DataFrame) -> str:
-    header = ["task", "model", "D_F", "fine-tuned loss", "D_E [95% CI]", "D_T [95% CI]", "D_E/D_F"]
-    header.append("from scratch at this size: D_E in")
+    header = ["task", "model", "D_F", "fine-tuned loss", "D_E [95% CI]", "D_T [95% CI]"]
+    header += ["D_E/D_F", "from scratch at this size: D_E in"]
     rows = [
         [
             r["task"],

@@ -122,9 +122,9 @@ def scratch_bracket(scratch: pd.DataFrame, n: float, loss: float) -> tuple[float
     return (float(short.max()) if len(short) else 0.0), upper
 
 
-def scratch_fit(runs: pd.DataFrame, task: str, n_bootstrap: int = 1000, seed: int = 0) -> dict:
-    """The from-scratch law of one task: point coefficients and bootstrap refits."""
-    part = runs[(runs["arm"] == SCRATCH) & (runs["task"] == task)]
+def scratch_fit(part: pd.DataFrame, task: str, n_bootstrap: int = 1000, seed: int = 0) -> dict:
+    """The from-scratch law of one task from its from-scratch runs `part`: point coefficients
+    and bootstrap refits."""
     n, d, loss = (part[c].to_numpy(float) for c in ("n", "d_f", "final_val_loss"))
     if len(part) < 4 or len(np.unique(d)) < 2:
         raise ValueError(
@@ -157,8 +157,9 @@ def effective_data(
     """
     rows, fits = [], {}
     for task, tuned in runs[runs["arm"] == FINETUNED].groupby("task", sort=True):
+        scratch = runs[(runs["arm"] == SCRATCH) & (runs["task"] == task)]
         try:
-            law = scratch_fit(runs, task, n_bootstrap, seed)
+            law = scratch_fit(scratch, task, n_bootstrap, seed)
         except ValueError as err:
             fits[task] = {"skipped": str(err)}
             continue
@@ -171,7 +172,6 @@ def effective_data(
             "n_points": law["n_points"],
         }
         n, d_f, loss = (tuned[k].to_numpy(float) for k in ("n", "d_f", "final_val_loss"))
-        scratch = runs[(runs["arm"] == SCRATCH) & (runs["task"] == task)]
         d_e = _invert(c[None, :], n, loss, law["d_min"])[0]
         d_e_boot = _invert(law["boot"], n, loss, law["d_min"]) if law["boot"] is not None else None
         for i, row in enumerate(tuned.itertuples()):
