@@ -375,10 +375,10 @@ def loss_vs_n_and_d(study: Study, fits: Fits, path: Path) -> Path | None:
 def loss_vs_lr(study: Study, path: Path) -> Path | None:
     """Final loss against the learning rate at each (model, D) where several were tried: the
     check of an LR rule is where each curve bottoms out."""
-    done = study.runs[study.runs["status"] == "completed"].dropna(subset=["final_val_loss"])
-    keys = ["n_params_nonembedding", "tokens_target"]
-    if done.empty or done.groupby(keys)["lr"].nunique().max() < 2:
+    done = study.lr_scan()
+    if done is None:
         return None
+    keys = ["n_params_nonembedding", "tokens_target"]
     fig, (ax,) = _axes(1, "Which learning rate is best at each size?")
     colors = _colors(done["n_params_nonembedding"].to_numpy())
     for (n, d), rows in done.sort_values("lr").groupby(keys):

@@ -46,6 +46,14 @@ class Study:
     def failed(self) -> pd.DataFrame:
         return self.runs[self.runs["status"] != "completed"]
 
+    def lr_scan(self) -> pd.DataFrame | None:
+        """The completed runs with a final loss, where some (model, D) ran at several learning
+        rates (an LR sweep); None otherwise."""
+        done = self.runs[self.runs["status"] == "completed"].dropna(subset=["final_val_loss"])
+        if done.empty or done.groupby(["model", "tokens_target"])["lr"].nunique().max() < 2:
+            return None
+        return done
+
     def compile_share(self) -> dict[str, float] | None:
         """Seconds spent compiling against the runs' wall time (each run's, from its start
         to its record; process start-up and imports are outside both)."""
@@ -379,8 +387,8 @@ def minima_table(result: fit.FitResult) -> str:
 def lr_table(study: Study) -> str | None:
     """Every learning rate tried at each (model, D), the best in bold; None when each point
     ran at one learning rate."""
-    done = study.runs[study.runs["status"] == "completed"].dropna(subset=["final_val_loss"])
-    if done.empty or done.groupby(["model", "tokens_target"])["lr"].nunique().max() < 2:
+    done = study.lr_scan()
+    if done is None:
         return None
     lines = ["| model | D (tokens) | lr | final val loss |", "| --- | ---: | ---: | ---: |"]
     ordered = done.sort_values(["n_params_nonembedding", "tokens_target", "lr"])
