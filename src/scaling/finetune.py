@@ -136,6 +136,11 @@ class Source:
     record: dict[str, Any]
     hf: bool = False  # a Hugging Face directory (scaling.hf), not a run dir
 
+    @property
+    def vocab_size(self) -> int:
+        """The model's vocabulary: an imported one's own, else the byte-level 256."""
+        return self.record.get("vocab_size") or BYTE_VOCAB
+
 
 def load_source(init_from: str) -> Source:
     """The source of `init_from`: a run dir (`read_run`, trained on byte-level text), or with
@@ -199,10 +204,9 @@ def restore_params(source: Source) -> tuple[int, Any]:
         return 0, hf.load(source.run_dir)[1]
     plan = Plan.from_config(cfg.train, cfg.data.seq_len)
     tx = make_optimizer(cfg.train, make_schedule(cfg.train, plan))
-    vocab = source.record.get("vocab_size") or BYTE_VOCAB
 
     def factory() -> nnx.Module:
-        return build_model(cfg.model, vocab, cfg.data.seq_len, seed=cfg.train.seed)
+        return build_model(cfg.model, source.vocab_size, cfg.data.seq_len, seed=cfg.train.seed)
 
     template = jax.eval_shape(lambda: fresh_state(factory, tx))
     ckpt_dir = source.run_dir / rundir.CKPT_DIR
@@ -472,7 +476,7 @@ def finetune(cfg: FinetuneConfig) -> dict[str, Any]:
     # A new run reads its source first: a damaged one fails in one line before any compile.
     new = source is not None and rundir.read_record(run_dir) is None
     start = restore_params(source) if new else None
-    vocab = (source.record.get("vocab_size") if source else None) or BYTE_VOCAB
+    vocab = source.vocab_size if source else BYTE_VOCAB
     return run_in_dir(
         cfg,
         run_dir,
