@@ -24,10 +24,10 @@ $(STAMP): pyproject.toml requirements.lock
 #                    from-scratch arms (claims 3-4), the ablations (claims 6-8), every report
 #                    and the ledger again, now with all eight claims.
 # Every stage skips the runs already completed, so an interrupted stage resumes.
-SOURCES_CPU = $(PY) -m scaling.sources
-STUDY_REPORTS = $(PY) -m scaling.report runs/isoflop results/isoflop --command "$(STUDY_CMD)" && \
-	$(PY) -m scaling.taskreport runs/tasks results/tasks --command "$(STUDY_CMD)" && \
-	$(PY) -m scaling.claims --sweep runs/isoflop --tasks runs/tasks --ablations runs/ablations \
+SOURCES_CPU = $(PY) -m scaling.reports.sources
+STUDY_REPORTS = $(PY) -m scaling.reports.sweep runs/isoflop results/isoflop --command "$(STUDY_CMD)" && \
+	$(PY) -m scaling.reports.tasks runs/tasks results/tasks --command "$(STUDY_CMD)" && \
+	$(PY) -m scaling.reports.claims --sweep runs/isoflop --tasks runs/tasks --ablations runs/ablations \
 		--out results/CLAIMS.md --command "$(STUDY_CMD)"
 study: STUDY_CMD = make study
 study: $(STAMP)
@@ -73,7 +73,7 @@ design: $(STAMP)
 # the rule's lr, the table of every lr tried per rung.
 lr-sweep: $(STAMP)
 	$(PY) experiments/pretrain.py -m experiment=lr_sweep
-	$(PY) -m scaling.report runs/lr_sweep results/lr_sweep --command "make lr-sweep"
+	$(PY) -m scaling.reports.sweep runs/lr_sweep results/lr_sweep --command "make lr-sweep"
 
 # The flagship study for one GPU (issue 7): IsoFLOP sweeps on the synthetic corpus and on the
 # Python standard library, the three task arms on every synthetic source, then the reports,
@@ -93,7 +93,7 @@ GPU_RESULTS ?= results/gpu
 GPU_FT_TOKENS ?= 262144,1048576
 GPU_SCRATCH_TOKENS ?= 262144,1048576,4194304
 # The task arms' sources; a sweep with none stops the study here with the reason (exit 2).
-SOURCES = $(PY) -m scaling.sources $(GPU_RUNS)/synthetic/pretrain
+SOURCES = $(PY) -m scaling.reports.sources $(GPU_RUNS)/synthetic/pretrain
 GPU_CMD = make gpu-study
 
 gpu-study: $(STAMP)
@@ -108,14 +108,14 @@ gpu-study: $(STAMP)
 	models=$$($(SOURCES) --field model) && seq_len=$$($(SOURCES) --field seq_len) && \
 		$(PY) experiments/finetune.py -m experiment=gpu_tasks out_dir=$(GPU_RUNS)/synthetic/scratch \
 		model=$$models data.seq_len=$$seq_len train.tokens=$(GPU_SCRATCH_TOKENS)
-	$(PY) -m scaling.report $(GPU_RUNS)/synthetic/pretrain $(GPU_RESULTS)/isoflop_synthetic \
+	$(PY) -m scaling.reports.sweep $(GPU_RUNS)/synthetic/pretrain $(GPU_RESULTS)/isoflop_synthetic \
 		--command "$(GPU_CMD)"
-	$(PY) -m scaling.report $(GPU_RUNS)/pystdlib/pretrain $(GPU_RESULTS)/isoflop_pystdlib \
+	$(PY) -m scaling.reports.sweep $(GPU_RUNS)/pystdlib/pretrain $(GPU_RESULTS)/isoflop_pystdlib \
 		--command "$(GPU_CMD)"
-	$(PY) -m scaling.taskreport $(GPU_RUNS)/synthetic $(GPU_RESULTS)/tasks --command "$(GPU_CMD)"
-	$(PY) -m scaling.claims --sweep $(GPU_RUNS)/synthetic/pretrain --tasks $(GPU_RUNS)/synthetic \
+	$(PY) -m scaling.reports.tasks $(GPU_RUNS)/synthetic $(GPU_RESULTS)/tasks --command "$(GPU_CMD)"
+	$(PY) -m scaling.reports.claims --sweep $(GPU_RUNS)/synthetic/pretrain --tasks $(GPU_RUNS)/synthetic \
 		--out $(GPU_RESULTS)/CLAIMS.md --command "$(GPU_CMD)"
-	$(PY) -m scaling.cost $(GPU_RUNS) --out $(GPU_RESULTS)/COST.md --command "$(GPU_CMD)"
+	$(PY) -m scaling.reports.cost $(GPU_RUNS) --out $(GPU_RESULTS)/COST.md --command "$(GPU_CMD)"
 
 # Every GPU figure of issue 5 in one bounded command (a lease is ~15 min of device time, one
 # command at most 10 min, at most 8 files back): in priority order, (a) ours, its variants and
@@ -189,7 +189,7 @@ lint: $(STAMP)
 	$(PY) -m ruff format --check src experiments tests
 
 ladder: $(STAMP)
-	$(PY) -m scaling.ladder --readme README.md
+	$(PY) -m scaling.sweep.ladder --readme README.md
 
 # The Hugging Face round trips through transformers (tests/test_hf.py: random transformers
 # models imported, exported models loaded with from_pretrained, logits to 1e-5 both ways).

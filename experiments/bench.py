@@ -23,11 +23,11 @@ import shlex
 import sys
 from pathlib import Path
 
-from scaling.ladder import ladder
-from scaling.perf import measure
-from scaling.perf.shapes import CPU_SHAPES, GPU_SHAPES, SHAPES, Shape
-from scaling.perf.variants import parse_variants
-from scaling.train import git_commit
+from scaling.bench import measure
+from scaling.bench.shapes import CPU_SHAPES, GPU_SHAPES, SHAPES, Shape
+from scaling.bench.variants import parse_variants
+from scaling.sweep.ladder import ladder
+from scaling.train.trainer import git_commit
 
 ROOT = Path(__file__).resolve().parents[1]
 

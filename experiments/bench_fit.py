@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from scaling.hostinfo import cpu_name
+from scaling.provenance import cpu_name
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "chinchilla_svg_extracted.csv"
@@ -53,7 +53,7 @@ def main() -> int:
     args = p.parse_args()
 
     start = time.perf_counter()
-    from scaling import fit
+    from scaling.analysis import fit
 
     import_s = time.perf_counter() - start
     pts = fit.load_points(

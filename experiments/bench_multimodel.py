@@ -1,4 +1,4 @@
-"""Aggregate training throughput of K runs of one shape trained together (scaling.multimodel)
+"""Aggregate training throughput of K runs of one shape trained together (scaling.train.group)
 against the same K runs trained one at a time, and how far their losses drift apart.
 
     python experiments/bench_multimodel.py                  # tiny, n110k, n393k; K=4; CPU
@@ -6,8 +6,9 @@ against the same K runs trained one at a time, and how far their losses drift ap
 
 Two measurements per rung: (1) the step alone: the single-run step and the K-run vmapped step,
 timed in alternating blocks (the machine may be shared: each block records the load average);
-(2) end to end: K runs through `scaling.train.pretrain` one after another, then the same K runs
-through `scaling.multimodel.pretrain_group`, on the synthetic corpus, with the max absolute
+(2) end to end: K runs through `scaling.train.trainer.pretrain` one after another, then the same K
+runs
+through `scaling.train.group.pretrain_group`, on the synthetic corpus, with the max absolute
 difference of every logged loss between the two. Writes results/perf/multimodel_<device>.md
 (or --out) after every rung, so a kill loses at most the rung in flight; a rung that fails is a
 row with its error and the next one still runs. `--budget-s S` bounds the command: once S
@@ -32,11 +33,12 @@ import jax.numpy as jnp
 import numpy as np
 from hydra import compose, initialize_config_dir
 
-from scaling import rundir, train
+from scaling.bench.measure import Budget
 from scaling.config import PretrainConfig, register_configs, run_dir_of, to_dataclass, validate
-from scaling.model import build_model
-from scaling.multimodel import make_group_step, pretrain_group, stack
-from scaling.perf.measure import Budget
+from scaling.model.transformer import build_model
+from scaling.train import rundir
+from scaling.train import trainer as train
+from scaling.train.group import make_group_step, pretrain_group, stack
 
 ROOT = Path(__file__).resolve().parents[1]
 LOSS_KEYS = ("train_loss", "train_ce", "val_loss", "grad_norm")

@@ -11,9 +11,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from scaling.fit import FitInputError
-from scaling.fit.conventions import EmbeddingRelation, conventions_report
-from scaling.fit.suggest import law_from_json
+from scaling.analysis.fit import FitInputError
+from scaling.analysis.fit.conventions import EmbeddingRelation, conventions_report
+from scaling.analysis.fit.suggest import law_from_json
 
 
 def main(argv: list[str] | None = None) -> int:

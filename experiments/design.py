@@ -3,9 +3,9 @@
     python experiments/design.py experiment=isoflop_cpu \
         --law E=0.8263,A=20,B=40,alpha=0.4,beta=0.3 --noise 0.01 --out results/design/README.md
 
-Samples the law on exactly the points the experiment's grid would train (scaling.sweep.plan,
+Samples the law on exactly the points the experiment's grid would train (scaling.sweep.grid.plan,
 composed as the sweeper composes them), with log-normal noise of the given sd, fits as the
-study does and prints how well each quantity comes back (scaling.fit.design). `--law-from
+study does and prints how well each quantity comes back (scaling.analysis.fit.design). `--law-from
 results/isoflop/fits.json` takes the law a study measured (its E-fixed Approach 3 fit), and
 `--noise-from results/isoflop/points.csv` the spread between its seeds (the sd of log loss,
 from the points that ran two or more seeds). Bad input prints one error line, exit code 2.
@@ -22,11 +22,11 @@ import numpy as np
 import pandas as pd
 from hydra import compose, initialize_config_dir
 
+from scaling.analysis.fit import ChinchillaLaw
+from scaling.analysis.fit.design import markdown, simulate
 from scaling.config import ConfigError, register_configs, to_dataclass
-from scaling.fit import ChinchillaLaw
-from scaling.fit.design import markdown, simulate
-from scaling.rundir import atomic_write_text
-from scaling.sweep import grid_spec, plan
+from scaling.sweep.grid import grid_spec, plan
+from scaling.train.rundir import atomic_write_text
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 LAW_KEYS = ("A", "B", "E", "alpha", "beta")

@@ -11,13 +11,13 @@ from omegaconf import DictConfig
 from scaling import cli
 from scaling.cli import exit_if_stopped, run_entry
 from scaling.config import FinetuneConfig, register_configs, run_dir_of, to_dataclass
-from scaling.sweep import record_failure
+from scaling.sweep.grid import record_failure
 
 register_configs()
 
 
 def _finetune(cfg: DictConfig) -> float | None:
-    from scaling.finetune import finetune  # here: see experiments/pretrain.py
+    from scaling.tasks.finetune import finetune  # here: see experiments/pretrain.py
 
     config = to_dataclass(cfg, FinetuneConfig)
     record = finetune(config)

@@ -16,9 +16,20 @@ import argparse
 import json
 import sys
 
-from scaling.fit import FitInputError, chinchilla_approach3, data_constrained_fit, heldout_check
-from scaling.fit import load_points as load
-from scaling.fit.suggest import budgets_for, ladder_sizes, law_from_json, optimal_budget, suggest
+from scaling.analysis.fit import (
+    FitInputError,
+    chinchilla_approach3,
+    data_constrained_fit,
+    heldout_check,
+)
+from scaling.analysis.fit import load_points as load
+from scaling.analysis.fit.suggest import (
+    budgets_for,
+    ladder_sizes,
+    law_from_json,
+    optimal_budget,
+    suggest,
+)
 
 
 def fit_args(p: argparse.ArgumentParser) -> None:

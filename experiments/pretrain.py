@@ -10,7 +10,7 @@ from omegaconf import DictConfig
 from scaling import cli
 from scaling.cli import exit_if_stopped, run_entry
 from scaling.config import register_configs, run_dir_of, to_dataclass, validate
-from scaling.sweep import group_configs, record_failure
+from scaling.sweep.grid import group_configs, record_failure
 
 register_configs()
 
@@ -22,9 +22,9 @@ def _pretrain(cfg: DictConfig) -> float | None:
         validate(configs[0])  # a bad value is refused before JAX takes seconds to load
     # Imported here, not above, for the same reason (and so that cli.main handles a Ctrl-C
     # while they load).
-    from scaling.multimodel import pretrain_group
-    from scaling.shard import initialize_distributed
-    from scaling.train import pretrain
+    from scaling.train.group import pretrain_group
+    from scaling.train.shard import initialize_distributed
+    from scaling.train.trainer import pretrain
 
     initialize_distributed()  # only under srun with several tasks, or JAX_COORDINATOR_ADDRESS
     records = pretrain_group(configs) if len(configs) > 1 else [pretrain(configs[0])]

@@ -1,4 +1,4 @@
-"""Run the fault campaign (scaling.reliability) and write its report.
+"""Run the fault campaign (scaling.tools.faults.campaign) and write its report.
 
 python experiments/reliability.py --out results/reliability.md
 """
@@ -8,8 +8,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from scaling import rundir
-from scaling.reliability import run_campaign, to_markdown
+from scaling.tools.faults.campaign import run_campaign, to_markdown
+from scaling.train import rundir
 
 
 def main() -> int:

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from scaling import ladder
-from scaling.accounting import (
+from scaling.config import ModelConfig, PretrainConfig, validate
+from scaling.model.accounting import (
     FLOPS_6N,
     FLOPS_6N_ATTN,
     FLOPS_CHINCHILLA,
@@ -22,7 +22,7 @@ from scaling.accounting import (
     mfu,
     param_counts,
 )
-from scaling.config import ModelConfig, PretrainConfig, validate
+from scaling.sweep import ladder
 
 ROOT = Path(__file__).resolve().parents[1]
 GPT2_124M = ModelConfig(arch="gpt2", d_model=768, n_layers=12, n_heads=12)
@@ -120,7 +120,10 @@ def test_mfu_is_none_without_a_peak():
 
 
 def test_accounting_and_ladder_import_without_jax():
-    code = "import sys, scaling.accounting, scaling.ladder; assert 'jax' not in sys.modules"
+    code = (
+        "import sys, scaling.model.accounting, scaling.sweep.ladder; "
+        "assert 'jax' not in sys.modules"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

@@ -13,15 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from scaling.perf import measure, variants
-from scaling.perf.shapes import Shape
+from scaling.bench import measure, variants
+from scaling.bench.shapes import Shape
 
 TINY = Shape("tiny", n_layers=1, d_model=32, n_heads=2, vocab_size=64, batch_size=2, seq_len=16)
 BENCH = Path(__file__).resolve().parents[1] / "experiments" / "bench.py"
 
 
 def test_our_side_measured_and_tabled():
-    """The Trainer's step (scaling.perf.ours) timed in interleaved blocks, then the table."""
+    """The Trainer's step (scaling.bench.ours) timed in interleaved blocks, then the table."""
     row = measure.measure_shape(TINY, (measure.OURS,), reps=2, block_s=0.01, warmup_steps=1)
     assert [b["side"] for b in row["blocks"]] == ["ours", "ours"]
     ours = row["sides"]["ours"]
@@ -70,7 +70,7 @@ def test_grad_accum_sets_our_micro_batches():
 def test_peer_has_our_shape_and_trains():
     pytest.importorskip("torch")
     pytest.importorskip("transformers")
-    from scaling.perf.peer import PeerStep
+    from scaling.bench.peer import PeerStep
 
     peer = PeerStep(TINY, device="cpu", compiled=False)
     assert peer.n_params == TINY.n_params()  # HF GPT-2 and our gpt2 preset: same parameters

@@ -3,7 +3,7 @@
 Every row is a case: made-up measurements and the verdict the ledger must give them. Each claim
 reaches all three outcomes (a clear yes, a clear no, data too thin to tell), and the cases of
 issue 17, where the old rules gave the wrong answer, are rows of their own. The rules are pure
-functions (scaling.rules), so no run is trained here.
+functions (scaling.analysis.rules), so no run is trained here.
 """
 
 from __future__ import annotations
@@ -16,10 +16,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scaling import claims, emergence, report, rules
-from scaling.fit.results import Estimate, FitResult, interval_estimate
-from scaling.rules import BudgetRatio, Rules, SweepEvidence
-from scaling.verdicts import CONTRADICTED, NOT_RESOLVED, OUTCOMES, SUPPORTED
+from scaling.analysis import emergence, rules
+from scaling.analysis.fit.results import Estimate, FitResult, interval_estimate
+from scaling.analysis.rules import BudgetRatio, Rules, SweepEvidence
+from scaling.analysis.verdicts import CONTRADICTED, NOT_RESOLVED, OUTCOMES, SUPPORTED
+from scaling.reports import claims
+from scaling.reports import sweep as report
 
 S, C, NR = SUPPORTED, CONTRADICTED, NOT_RESOLVED
 RULES = Rules()

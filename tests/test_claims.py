@@ -10,11 +10,12 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from conftest import CONF_DIR, TINY, compose_config
-from scaling import claims, records
+from scaling import records
+from scaling.analysis.verdicts import NOT_RESOLVED, OUTCOMES
 from scaling.config import FinetuneConfig, register_configs, to_dataclass
-from scaling.finetune import finetune
-from scaling.train import pretrain
-from scaling.verdicts import NOT_RESOLVED, OUTCOMES
+from scaling.reports import claims
+from scaling.tasks.finetune import finetune
+from scaling.train.trainer import pretrain
 
 WIDE = ["model.name=tiny48", "model.d_model=48", "model.n_heads=2"]  # a second size
 TASK = ["task=addition1", "task.few_shot=0", "train.batch_size=8", "train.progress=off"]
@@ -68,7 +69,7 @@ def test_ledger_has_every_claim_measured_from_the_runs(roots, tmp_path):
     argv = [f"--{k}={v}" for k, v in roots.items()] + [f"--out={out}", "--bootstrap=50"]
     claims.main(argv)
     text = out.read_text()
-    assert "python -m scaling.claims --sweep=" in text  # the command that rebuilt it
+    assert "python -m scaling.reports.claims --sweep=" in text  # the command that rebuilt it
     assert "## Rules" in text and "minimum effect" in text
     table = text[: text.index("## Notes")]
     rows = [line for line in table.splitlines() if line.startswith("| ") and "---" not in line]
@@ -105,7 +106,7 @@ def test_missing_runs_are_reported_not_guessed(roots, tmp_path):
 
 
 def test_task_report_pairs_the_three_arms_of_the_tiny_study(roots, tmp_path):
-    from scaling import taskreport
+    from scaling.reports import tasks as taskreport
 
     taskreport.main([str(roots["tasks"]), str(tmp_path), "--bootstrap=20"])
     text = (tmp_path / "README.md").read_text()

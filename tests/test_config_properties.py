@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 from omegaconf.errors import OmegaConfBaseException
 
 from conftest import CONF_DIR
-from scaling import accounting
 from scaling.config import ConfigError, register_configs, to_dataclass, validate
-from scaling.model import build_model
+from scaling.model import accounting
+from scaling.model.transformer import build_model
 
 # Values around and beyond the valid ranges, including wrong types.
 VALUES = {

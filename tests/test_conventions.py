@@ -1,4 +1,5 @@
-"""Tests for scaling.fit.conventions: the embedding relation, the frontier read in total and
+"""Tests for scaling.analysis.fit.conventions: the embedding relation, the frontier read in total
+and
 non-embedding parameters, their local slopes (Pearce & Song 2024), and a converted law."""
 
 from __future__ import annotations
@@ -6,9 +7,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from scaling import accounting, ladder
-from scaling.fit import ChinchillaLaw
-from scaling.fit.conventions import EmbeddingRelation, convert_law, frontier, local_slopes
+from scaling.analysis.fit import ChinchillaLaw
+from scaling.analysis.fit.conventions import EmbeddingRelation, convert_law, frontier, local_slopes
+from scaling.model import accounting
+from scaling.sweep import ladder
 
 # Besiroglu et al.'s refit of Chinchilla (results/epoch_chinchilla), N in total parameters.
 LAW = ChinchillaLaw(A=477.83, B=2143.4, E=1.8172, alpha=0.34731, beta=0.36717)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from scaling import cost, records, rundir, sources
+from scaling import records
+from scaling.reports import cost, sources
+from scaling.train import rundir
 
 
 def write(root, run_dir, **fields):

@@ -1,4 +1,5 @@
-"""Tests for scaling.fit.data_constrained: Muennighoff et al. 2023's law against values worked by
+"""Tests for scaling.analysis.fit.data_constrained: Muennighoff et al. 2023's law against values
+worked by
 hand from the paper's equations and constants, its example configurations, the optimal
 allocation, and the fit."""
 
@@ -9,8 +10,8 @@ import math
 import numpy as np
 import pytest
 
-from scaling import fit
-from scaling.fit.data_constrained import (
+from scaling.analysis import fit
+from scaling.analysis.fit.data_constrained import (
     MUENNIGHOFF_2023,
     PRESET_SOURCES,
     DataConstrainedLaw,

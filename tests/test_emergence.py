@@ -3,7 +3,7 @@
 Per-token accuracy p rises smoothly with log N; an answer of L = 8 independent tokens is then
 exactly right with probability p^8: sharp under exact match, smooth under per-token accuracy,
 edit distance, log prob and Brier (Schaeffer et al. 2023). The examples are sampled and scored
-through `scaling.metrics`, so the whole path from per-example arrays to verdicts runs.
+through `scaling.tasks.metrics`, so the whole path from per-example arrays to verdicts runs.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scaling import emergence, metrics
+from scaling.analysis import emergence
+from scaling.tasks import metrics
 
 ANSWER_LEN = 8
 VOCAB = 50

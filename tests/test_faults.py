@@ -14,8 +14,9 @@ import time
 import pytest
 
 from conftest import ROOT, compose_config
-from scaling import reliability, rundir
-from scaling.train import pretrain
+from scaling.tools.faults import campaign as reliability
+from scaling.train import rundir
+from scaling.train.trainer import pretrain
 
 PRETRAIN = str(ROOT / "experiments" / "pretrain.py")
 

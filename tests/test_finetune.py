@@ -13,10 +13,10 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from conftest import CONF_DIR, NOISE, ROOT, TINY, compose_config
-from scaling import rundir
 from scaling.config import ConfigError, FinetuneConfig, register_configs, to_dataclass
-from scaling.finetune import finetune
-from scaling.train import pretrain
+from scaling.tasks.finetune import finetune
+from scaling.train import rundir
+from scaling.train.trainer import pretrain
 
 # 48 steps of 8 addition1 problems (no shots) in 32-token rows; evaluate every 16 steps.
 FT = [

@@ -1,4 +1,5 @@
-"""scaling.fit: recovery of known laws from synthetic data, the Epoch replication of Chinchilla
+"""scaling.analysis.fit: recovery of known laws from synthetic data, the Epoch replication of
+Chinchilla
 Approach 3, the batched L-BFGS against scipy, bootstrap intervals, held-out check and the CLI."""
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ import pandas as pd
 import pytest
 from scipy.optimize import minimize
 
-from scaling import fit
-from scaling.fit import _lbfgs, _multistart
-from scaling.fit import chinchilla as ch
+from scaling.analysis import fit
+from scaling.analysis.fit import _lbfgs, _multistart
+from scaling.analysis.fit import chinchilla as ch
 
 ROOT = Path(__file__).resolve().parents[1]
 EPOCH_CSV = ROOT.parent / "shared" / "data" / "chinchilla_svg_extracted.csv"
@@ -289,7 +290,7 @@ def test_approach2_flags_edge_minima_and_leaves_them_out_of_the_laws():
 
 
 def test_design_check_recovers_a_law_on_an_isoflop_grid():
-    from scaling.fit import design
+    from scaling.analysis.fit import design
 
     law = fit.ChinchillaLaw(A=20.0, B=60.0, E=0.83, alpha=0.4, beta=0.35)
     sizes = [24576, 55296, 98304, 221184, 393216, 884736]

@@ -1,4 +1,4 @@
-"""Tests for scaling.hf: Hugging Face GPT-2 and Llama checkpoints in and out.
+"""Tests for scaling.model.hf: Hugging Face GPT-2 and Llama checkpoints in and out.
 
 Without torch: the committed fixtures (tests/fixtures/hf, made by make_fixtures.py with
 transformers) are imported and their reference logits matched, exported back bit for bit, and
@@ -24,9 +24,9 @@ import pytest
 from safetensors.numpy import load_file
 
 from conftest import ROOT
-from scaling import accounting, hf
 from scaling.config import ConfigError, ModelConfig, resolve_model
-from scaling.model import build_model
+from scaling.model import accounting, hf
+from scaling.model.transformer import build_model
 
 FIXTURES = ROOT / "tests" / "fixtures" / "hf"
 KINDS = ("gpt2", "llama")
@@ -113,7 +113,7 @@ def test_export_refuses_what_neither_family_holds():
 
 def test_finetune_from_hf_then_export_the_finished_run(tiny_config, tmp_path):
     from scaling.config import FinetuneConfig, TaskConfig
-    from scaling.finetune import finetune
+    from scaling.tasks.finetune import finetune
 
     base = tiny_config()
     cfg = FinetuneConfig(

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from scaling import metrics
+from scaling.tasks import metrics
 
 # Three examples padded to 6 positions; answers are the masked positions (lengths 3, 2, 4).
 TARGET = np.array(

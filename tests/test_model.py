@@ -12,10 +12,10 @@ import optax
 import pytest
 from flax import nnx
 
-from scaling.accounting import param_counts
 from scaling.config import ModelConfig, resolve_model
-from scaling.loss import lm_loss
-from scaling.model import attention_impl, build_model, causal_attention, compute_dtype
+from scaling.model.accounting import param_counts
+from scaling.model.transformer import attention_impl, build_model, causal_attention, compute_dtype
+from scaling.train.loss import lm_loss
 
 VOCAB = 64
 SEQ = 16

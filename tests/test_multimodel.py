@@ -1,4 +1,4 @@
-"""Runs of one shape trained together (scaling.multimodel): each run's losses equal its solo
+"""Runs of one shape trained together (scaling.train.group): each run's losses equal its solo
 run's, its run dir is an ordinary one (resumable by the single-run path), a failing run stays
 in its own run dir, and sweeps group the points that share a shape."""
 
@@ -15,11 +15,11 @@ import time
 from hydra import compose, initialize_config_dir
 
 from conftest import CONF_DIR, ROOT, TINY, compose_config
-from scaling import rundir
 from scaling.config import register_configs, run_dir_of
-from scaling.multimodel import pretrain_group
-from scaling.sweep import GROUP_KEY, grid_spec, group_points, job_overrides, plan
-from scaling.train import pretrain
+from scaling.sweep.grid import GROUP_KEY, grid_spec, group_points, job_overrides, plan
+from scaling.train import rundir
+from scaling.train.group import pretrain_group
+from scaling.train.trainer import pretrain
 
 # vmap lets XLA fuse and reduce the stacked step in another order than the single-run step, so
 # losses agree to float32 rounding, not bit for bit: measured max abs diff 9.5e-7 over these

@@ -6,8 +6,8 @@ from __future__ import annotations
 import io
 
 from hydra_plugins.scaling_sweeper.scaling_sweeper import sweep_progress
-from scaling.progress import Progress, format_count, format_duration
-from scaling.sweep import Point
+from scaling.sweep.grid import Point
+from scaling.train.progress import Progress, format_count, format_duration
 
 
 def test_outside_a_terminal_a_line_of_every_field_each_interval():

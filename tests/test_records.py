@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 
-from scaling import records, rundir
-from scaling.train import pretrain
+from scaling import records
+from scaling.train import rundir
+from scaling.train.trainer import pretrain
 
 
 def test_records_table_from_real_runs(tiny_config, tmp_path):

@@ -2,7 +2,7 @@
 kind, bad files and broken run dirs, stops between log rows, and no pickle anywhere.
 
 The fault campaign (`experiments/reliability.py`, results/reliability.md) runs the same
-functions of `scaling.reliability` at larger counts.
+functions of `scaling.tools.faults.campaign` at larger counts.
 """
 
 from __future__ import annotations
@@ -20,11 +20,12 @@ import pytest
 from omegaconf import OmegaConf
 
 from conftest import ROOT, TINY, compose_config
-from scaling import reliability, rundir
 from scaling.config import ConfigError, run_dir_of
 from scaling.data import build_corpus
-from scaling.sweep import Point, record_failure, write_manifest
-from scaling.train import pretrain
+from scaling.sweep.grid import Point, record_failure, write_manifest
+from scaling.tools.faults import campaign as reliability
+from scaling.train import rundir
+from scaling.train.trainer import pretrain
 
 HOLD = "import sys, time; from scaling import rundir\nwith rundir.file_lock(sys.argv[1]):\n"
 HOLD += "    print('held', flush=True); time.sleep(600)\n"

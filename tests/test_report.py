@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from scaling import report
-from scaling.train import pretrain
+from scaling.reports import sweep as report
+from scaling.train.trainer import pretrain
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +94,7 @@ def isoflop_study(law, entropy) -> report.Study:
 
 
 def test_an_isoflop_study_fixes_e_flags_edge_budgets_and_holds_out_the_largest():
-    from scaling.fit import ChinchillaLaw
+    from scaling.analysis.fit import ChinchillaLaw
 
     law = ChinchillaLaw(A=30.0, B=80.0, E=0.83, alpha=0.4, beta=0.35)
     study = isoflop_study(law, entropy=0.83)

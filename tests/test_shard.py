@@ -19,10 +19,10 @@ import time
 import pytest
 
 from conftest import ROOT, TINY, compose_config
-from scaling import rundir, shard
 from scaling.cli import EXIT_PREEMPTED
 from scaling.config import ConfigError, run_dir_of
-from scaling.train import pretrain
+from scaling.train import rundir, shard
+from scaling.train.trainer import pretrain
 
 LOSS_ATOL = 1e-4  # nats; measured differences are below 1e-6 (README, "Scaling out")
 # 12 steps of 8 sequences (batch 8 splits over 8 devices), evaluated and saved every 4.
@@ -37,8 +37,8 @@ import json, sys
 import jax
 from conftest import compose_config
 from scaling.config import ConfigError, ParallelConfig
-from scaling.shard import make_layout
-from scaling.train import pretrain
+from scaling.train.shard import make_layout
+from scaling.train.trainer import pretrain
 
 assert jax.device_count() == 8
 base = sys.argv[1:]

@@ -1,4 +1,5 @@
-"""Tests for scaling.fit.suggest and `experiments/fit.py suggest`: budgets that follow the data,
+"""Tests for scaling.analysis.fit.suggest and `experiments/fit.py suggest`: budgets that follow the
+data,
 the proposed runs at a budget, N or D, and Approach 1's refusal of a single model size."""
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scaling import fit
-from scaling.fit.suggest import budgets_for, ladder_sizes, optimal_budget, suggest
+from scaling.analysis import fit
+from scaling.analysis.fit.suggest import budgets_for, ladder_sizes, optimal_budget, suggest
 
 ROOT = Path(__file__).resolve().parents[1]
 # Besiroglu et al.'s refit (results/epoch_chinchilla): alpha = 0.3473, beta = 0.3672.

@@ -16,10 +16,9 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from conftest import CONF_DIR, ROOT, compose_config
-from scaling import accounting
 from scaling.config import ConfigError, register_configs
-from scaling.ladder import ladder
-from scaling.sweep import (
+from scaling.model import accounting
+from scaling.sweep.grid import (
     GridSpec,
     HparamRules,
     Rung,
@@ -34,6 +33,7 @@ from scaling.sweep import (
     record_failure,
     warmup_tokens_for,
 )
+from scaling.sweep.ladder import ladder
 
 PRETRAIN = ROOT / "experiments" / "pretrain.py"
 SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=+,-]*$")
@@ -129,7 +129,7 @@ def test_isoflop_window_slides_inside_the_ladder_and_short_points_drop(caplog):
     assert isoflop_window(14, 13, 7) == (7, 14)
     assert isoflop_window(3, 1, 7) == (0, 3)
     rungs = ladder_rungs()
-    caplog.set_level("INFO", logger="scaling.sweep")
+    caplog.set_level("INFO", logger="scaling.sweep.grid")
     # 1e12 FLOPs: the optimum (91k) sits at the bottom rung, so the window slides up; the
     # biggest of its rungs would get fewer than 200 steps and is dropped with a log line.
     points = isoflop_grid(rungs, [1e12], SEQ_LEN, rungs_per_budget=5, min_steps=200)

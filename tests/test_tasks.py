@@ -1,4 +1,5 @@
-"""scaling.tasks and scaling.data.taskmix: formats, exact answers, splits, few-shot, mixing."""
+"""scaling.tasks.generators and scaling.data.taskmix: formats, exact answers, splits, few-shot,
+mixing."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from scaling.config import ConfigError, DataConfig, SyntheticConfig, TaskConfig,
 from scaling.config import validate as validate_config
 from scaling.data import SyntheticCorpus, build_corpus
 from scaling.data.taskmix import TaskMixCorpus
-from scaling.tasks import (
+from scaling.tasks.generators import (
     EVAL_SHARE,
     PAD_ID,
     TASKS,

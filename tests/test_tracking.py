@@ -1,4 +1,4 @@
-"""Tests for scaling.tracking: TensorBoard event files per run (read back as TensorBoard's
+"""Tests for scaling.train.tracking: TensorBoard event files per run (read back as TensorBoard's
 protobuf records), W&B in offline mode, the tracker's run id kept across a resume, and sweep
 points grouped by the sweep's name."""
 
@@ -15,8 +15,8 @@ import pytest
 from tensorboardX.proto.event_pb2 import Event
 
 from conftest import ROOT
-from scaling import rundir
-from scaling.train import pretrain
+from scaling.train import rundir
+from scaling.train.trainer import pretrain
 
 
 def events(tb_dir: Path) -> list[list[Event]]:

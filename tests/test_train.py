@@ -8,10 +8,10 @@ import jax
 import numpy as np
 import pytest
 
-from scaling import rundir
 from scaling.config import ConfigError, DataConfig, ModelConfig, TrainConfig, run_dir_of
 from scaling.data import build_corpus
-from scaling.train import (
+from scaling.train import rundir
+from scaling.train.trainer import (
     VAL_ROWS,
     Plan,
     make_schedule,

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scaling import transfer
+from scaling.analysis import transfer
 
 K, A_N, A_D = 50.0, 0.1, 0.3  # L_scratch = K N^-a_N D^-a_D
 TRANSFER = dict(k=3.0, alpha=0.7, beta=0.3)  # D_T = k D_F^alpha N^beta

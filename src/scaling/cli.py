@@ -23,11 +23,11 @@ from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
 from scaling.config import ConfigError, FinetuneConfig, did_you_mean
-from scaling.stop_signals import EXIT_INTERRUPTED, exit_on_interrupt
+from scaling.train.signals import EXIT_INTERRUPTED, exit_on_interrupt
 
 log = logging.getLogger(__name__)
 
-# Records a failed sweep point (e.g. scaling.sweep.record_failure); returns where, if anywhere.
+# Records a failed sweep point (e.g. scaling.sweep.grid.record_failure); returns where, if anywhere.
 FailureRecorder = Callable[[DictConfig, BaseException], Path | None]
 
 
@@ -224,7 +224,7 @@ def _integer_setting(key: str) -> bool:
     if parts[0] == "hydra":
         if parts[1:3] != ["sweeper", "grid"]:
             return False
-        from scaling.sweep import GridSpec
+        from scaling.sweep.grid import GridSpec
 
         schema, parts = GridSpec, parts[3:]
     hint: Any = None

@@ -68,7 +68,7 @@ class ModelConfig:
     rope_theta: float = 10000.0
     norm_eps: float = 1e-5  # GPT-2's LayerNorm and HF Llama's RMSNorm default (1e-6 in Llama 2+)
     # Rows of the learned position table; None: data.seq_len. An imported GPT-2 keeps its own
-    # (scaling.hf), so a run may use fewer positions than the model has.
+    # (scaling.model.hf), so a run may use fewer positions than the model has.
     max_positions: int | None = None
     init_std: float = 0.02
     param_dtype: str = "float32"
@@ -76,7 +76,8 @@ class ModelConfig:
     attention: str = "auto"  # auto: cudnn on GPU with 16-bit compute, chunked on CPU, else xla
     remat: bool = False  # recompute block activations in the backward pass
     # > 0: the training loss fused with the LM head, this many tokens' logits at a time
-    # (scaling.loss.fused_lm_loss), never the whole batch's; 0: the whole batch's logits at once
+    # (scaling.train.loss.fused_lm_loss), never the whole batch's; 0: the whole batch's logits at
+    # once
     loss_chunk_tokens: int = 0
 
 
@@ -129,7 +130,8 @@ class TrainConfig:
     tokens: int = 1_000_000  # D: training tokens (rounded up to whole steps)
     batch_size: int = 16  # sequences per optimizer step
     # Microbatches per step; batch_size must divide evenly. None: chosen for the device
-    # (scaling.train.microbatches: on a CPU, ~512-token microbatches once a batch outgrows the
+    # (scaling.train.trainer.microbatches: on a CPU, ~512-token microbatches once a batch outgrows
+    # the
     # cache; 1 on accelerators). Same step either way, to float32 rounding.
     grad_accum: int | None = None
     lr: float = 3e-3
@@ -143,7 +145,7 @@ class TrainConfig:
     eps: float = 1e-8
     grad_clip: float = 1.0  # global-norm clip; 0 disables
     eval_every: int = 50  # steps; the final step always evaluates
-    # The validation sample: this many batches of 16 sequences (scaling.train.VAL_ROWS), the
+    # The validation sample: this many batches of 16 sequences (scaling.train.trainer.VAL_ROWS), the
     # same sequences for every run on a corpus and seq_len, whatever its batch_size; the record
     # states its size (val_sequences, val_tokens_evaluated) and the loss's standard error.
     eval_batches: int = 8
@@ -161,7 +163,7 @@ class TrainConfig:
 
 @dataclass
 class ParallelConfig:
-    """How a run spreads over devices (scaling.shard); it may change when a run resumes."""
+    """How a run spreads over devices (scaling.train.shard); it may change when a run resumes."""
 
     strategy: str = "auto"  # single, dp, fsdp; auto: single on one device, dp on more
     devices: int = -1  # how many of the visible devices; -1: all
@@ -169,7 +171,8 @@ class ParallelConfig:
 
 @dataclass
 class TrackingConfig:
-    """Where a run's curves go (scaling.tracking); `tracking=wandb` picks conf/tracking/wandb."""
+    """Where a run's curves go (scaling.train.tracking); `tracking=wandb` picks
+    conf/tracking/wandb."""
 
     backend: str = "tensorboard"  # tensorboard (event files in the run dir), wandb, off
     project: str = "scaling"  # wandb project
@@ -189,10 +192,11 @@ class PretrainConfig:
 
 @dataclass
 class TaskConfig:
-    """A task for fine-tuning and few-shot evaluation (scaling.tasks, conf/task/<name>.yaml)."""
+    """A task for fine-tuning and few-shot evaluation (scaling.tasks.generators,
+    conf/task/<name>.yaml)."""
 
     name: str = "addition3"
-    kind: str = "addition"  # one of scaling.tasks.TASKS
+    kind: str = "addition"  # one of scaling.tasks.generators.TASKS
     params: dict[str, Any] = field(default_factory=dict)  # kind-specific; unset keys: defaults
     n_eval: int = 2000  # distinct eval-split problems (fewer when the eval split is smaller)
     few_shot: int = 3  # solved train-split examples before each query
@@ -214,7 +218,8 @@ if not OmegaConf.has_resolver("source_name"):
 
 @dataclass
 class FinetuneConfig(PretrainConfig):
-    """Fine-tuning (scaling.finetune): the pre-training fields plus the task and the source run.
+    """Fine-tuning (scaling.tasks.finetune): the pre-training fields plus the task and the source
+    run.
 
     With `init_from` set, the model (and data.seq_len) come from the source run's config.yaml;
     with None the same model trains from scratch on the task data (the baseline).

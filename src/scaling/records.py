@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from scaling.rundir import (
+from scaling.train.rundir import (
     RECORD_FILE,
     atomic_write_bytes,
     atomic_write_text,

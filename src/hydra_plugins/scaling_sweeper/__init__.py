@@ -1,1 +1,1 @@
-"""Hydra sweeper plugin `hydra/sweeper=scaling`: scaling-study grids (see `scaling.sweep`)."""
+"""Hydra sweeper plugin `hydra/sweeper=scaling`: scaling-study grids (see `scaling.sweep.grid`)."""

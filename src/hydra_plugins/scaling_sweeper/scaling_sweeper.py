@@ -2,11 +2,12 @@
 
 The basic sweeper only forms cartesian products of command-line values; an IsoFLOP grid is not
 one (each budget has its own rungs and its own D), and per-size hyperparameters are functions
-of N. This sweeper reads `hydra.sweeper.grid` (a `scaling.sweep.GridSpec`), counts each rung's N
+of N. This sweeper reads `hydra.sweeper.grid` (a `scaling.sweep.grid.GridSpec`), counts each rung's
+N
 and FLOPs per token from the composed config (so `model.arch=llama` or `data.seq_len=...` on the
 command line are counted as trained), expands the points, skips those whose run dir already
 holds a completed run of the same config, groups points of one shape into jobs that train them
-together (`scaling.multimodel`, `grid.group_models`), and passes the jobs as override lists to the
+together (`scaling.train.group`, `grid.group_models`), and passes the jobs as override lists to the
 configured launcher (basic, joblib, submitit, ray, ...). Hydra finds it by scanning the
 `hydra_plugins` namespace package, which the editable src-layout install puts on sys.path.
 """
@@ -28,10 +29,8 @@ from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from scaling import rundir
 from scaling.config import PretrainConfig, to_dataclass
-from scaling.progress import format_duration
-from scaling.sweep import (
+from scaling.sweep.grid import (
     GridSpec,
     Point,
     completed_run,
@@ -42,6 +41,8 @@ from scaling.sweep import (
     record_failure,
     write_manifest,
 )
+from scaling.train import rundir
+from scaling.train.progress import format_duration
 
 log = logging.getLogger(__name__)
 

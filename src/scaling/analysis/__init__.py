@@ -1,0 +1,2 @@
+"""Analysis: scaling-law fits, emergence, transfer and the claims' rules; reads records, never
+model or training code."""

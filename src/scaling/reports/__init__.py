@@ -1,0 +1,2 @@
+"""Reports: applications of the library that turn run records into the tables, figures and ledger
+under results/."""

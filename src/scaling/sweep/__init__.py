@@ -1,0 +1,1 @@
+"""Sweeps: the model ladder and the grids that the Hydra sweeper expands."""

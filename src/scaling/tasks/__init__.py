@@ -1,0 +1,1 @@
+"""Tasks: the synthetic task generators, their metrics, and fine-tuning on them."""

@@ -1,0 +1,489 @@
+"""Fine-tuning: continue any pre-training run on task data with a token budget D_F.
+
+`finetune(cfg)` trains through the pre-training loop (`scaling.train.trainer.Trainer`) with a task
+corpus whose batches carry an answer mask, so the loss counts answer tokens only. With
+`cfg.init_from` set, only the parameters come from the source run's latest checkpoint; the
+optimizer state and the schedule are new. With `init_from=None` the same model trains from its
+random initialisation on the same data (the from-scratch baseline). `train.tokens=0` trains
+nothing and only evaluates (pre-train-only, few-shot with `task.few_shot` shots), so the three
+arms of a comparison are one function with three configs.
+
+Every evaluation is one teacher-forced pass over the task's fixed eval set: the answer-only
+loss plus the task metrics of `scaling.tasks.metrics` (greedy argmax at the answer positions, so
+exact
+match equals greedy decoding's), in metrics.jsonl rows and record.json (`task_*`). A row at
+step 0 holds the model as it starts, before any update.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from scaling.config import (
+    ConfigError,
+    DataConfig,
+    FinetuneConfig,
+    ModelConfig,
+    PretrainConfig,
+    resolve_model,
+    run_dir_of,
+    to_dict,
+    validate,
+)
+from scaling.model import hf
+from scaling.model.transformer import build_model
+from scaling.tasks import metrics
+from scaling.tasks.generators import PAD_ID, Task, build_task
+from scaling.train import rundir
+from scaling.train.checkpoint import Checkpointer
+from scaling.train.trainer import (
+    LR_SPEC,
+    Plan,
+    Trainer,
+    enable_compilation_cache,
+    fresh_state,
+    make_optimizer,
+    make_schedule,
+    mean_and_se,
+    run_in_dir,
+)
+
+log = logging.getLogger(__name__)
+
+BYTE_VOCAB = 256  # tasks are byte-level text (scaling.tasks.generators)
+# Model settings that change how it runs, not its parameters: a fine-tune may set its own.
+RUNTIME_MODEL_KEYS = ("compute_dtype", "attention", "remat", "z_loss", "loss_chunk_tokens")
+Batch = tuple[np.ndarray, np.ndarray]  # tokens (B, T+1) int32, answer_mask (B, T+1) bool
+
+
+class TaskCorpus:
+    """A task as the training loop's corpus: (tokens, answer_mask) batches, deterministic by step.
+
+    `train_batch` draws train-split problems (`Task.train_batch`); `val_batches` is the task's
+    whole fixed eval set in batches of the training batch size, the last one padded with rows
+    that have no answer (they count in neither the loss nor the metrics).
+    """
+
+    tokenizer = "byte"
+
+    def __init__(self, task: Task, seed: int, vocab_size: int = BYTE_VOCAB):
+        # A model with a larger vocabulary (one imported from HF) reads the bytes as its ids 0-255.
+        self.task, self.seed, self.vocab_size = task, seed, vocab_size
+        self.name = f"task:{task.name}"
+        self._eval_set = task.eval_set()
+
+    def train_batch(self, step: int, batch_size: int, seq_len: int) -> Batch:
+        batch = self.task.train_batch(self.seed, step, batch_size, seq_len)
+        return batch.tokens, batch.answer_mask
+
+    def val_batches(self, n_batches: int, batch_size: int, seq_len: int) -> list[Batch]:
+        """The whole eval set, whatever n_batches: task metrics need every eval problem."""
+        full = self.task.batch(self._eval_set, seq_len)
+        rows = -(-len(self._eval_set) // batch_size) * batch_size
+        tokens = np.full((rows, seq_len + 1), PAD_ID, dtype=np.int32)
+        mask = np.zeros((rows, seq_len + 1), dtype=bool)
+        tokens[: len(full.tokens)], mask[: len(full.answer_mask)] = full.tokens, full.answer_mask
+        return [
+            (tokens[i : i + batch_size], mask[i : i + batch_size])
+            for i in range(0, rows, batch_size)
+        ]
+
+    def entropy_nats_per_token(self, seq_len: int) -> float | None:
+        return None
+
+    def bytes_per_token(self) -> float:
+        return 1.0
+
+    def token_accounting(self, steps: int, batch_size: int, seq_len: int) -> dict[str, Any]:
+        # D_F counts the sequence positions trained on, as pre-training does (padding included).
+        return {"tokens_seen": steps * batch_size * seq_len, "unique_tokens": None, "epochs": None}
+
+    def describe(self) -> dict[str, Any]:
+        cfg = self.task.cfg
+        return {
+            "corpus": self.name,
+            "tokenizer": self.tokenizer,
+            "vocab_size": self.vocab_size,
+            "task": dataclasses.asdict(cfg),
+            "n_eval": len(self._eval_set),
+        }
+
+    def require(self, batch_size: int, seq_len: int) -> None:
+        """ConfigError (naming the task) when a few-shot example does not fit seq_len."""
+        self.train_batch(0, batch_size, seq_len)
+        self.val_batches(1, batch_size, seq_len)
+
+
+# ---------------------------------------------------------------- the source run
+
+
+@dataclasses.dataclass(frozen=True)
+class Source:
+    """The pre-training run a fine-tune starts from."""
+
+    run_dir: Path
+    config: PretrainConfig  # validated: its model is resolved
+    record: dict[str, Any]
+    hf: bool = False  # a Hugging Face directory (scaling.model.hf), not a run dir
+
+    @property
+    def vocab_size(self) -> int:
+        """The model's vocabulary: an imported one's own, else the byte-level 256."""
+        return self.record.get("vocab_size") or BYTE_VOCAB
+
+
+def load_source(init_from: str) -> Source:
+    """The source of `init_from`: a run dir (`read_run`, trained on byte-level text), or with
+    `hf:<dir>` a Hugging Face checkpoint (`scaling.model.hf`)."""
+    if hf.is_hf_source(init_from):
+        return _hf_source(init_from)
+    source = read_run(init_from)
+    config, run_dir = source.config, source.run_dir
+    if config.data.tokenizer != "byte" or config.data.corpus == "memmap":
+        raise ConfigError(
+            f"init_from={init_from!r}: tasks are byte-level text, but {run_dir} was trained on "
+            f"{config.data.corpus} with tokenizer {config.data.tokenizer!r}"
+        )
+    return source
+
+
+def _hf_source(init_from: str) -> Source:
+    """An HF directory as a source: its model, and a record naming it (no run, no step)."""
+    path = hf.hf_path(init_from)
+    spec = hf.read_config(path)
+    if spec.vocab_size < BYTE_VOCAB:
+        raise ConfigError(
+            f"init_from={init_from!r}: vocab_size={spec.vocab_size} cannot hold the tasks' "
+            f"{BYTE_VOCAB} byte ids"
+        )
+    record = {"run_name": f"{hf.PREFIX}{path.name}", "vocab_size": spec.vocab_size}
+    return Source(path, PretrainConfig(model=spec.model), record, hf=True)
+
+
+def read_run(init_from: str) -> Source:
+    """A run dir's config (read as YAML into the schema) and record; ConfigError if foreign."""
+    run_dir = Path(init_from).expanduser().absolute()
+    if not (run_dir / rundir.CONFIG_FILE).is_file():
+        raise ConfigError(f"init_from={init_from!r}: {run_dir} is not a run dir (no config.yaml)")
+    try:
+        stored = rundir.read_config(run_dir)
+    except ConfigError as err:  # it names the file
+        raise ConfigError(f"init_from={init_from!r}: {err}") from None
+    try:
+        # Only the pre-training sections matter here (a fine-tuned run may be a source too).
+        fields = {f.name for f in dataclasses.fields(PretrainConfig)}
+        merged = OmegaConf.merge(
+            OmegaConf.structured(PretrainConfig),
+            {k: v for k, v in stored.items() if k in fields},
+        )
+        config = validate(OmegaConf.to_object(merged))
+    except (OmegaConfBaseException, ConfigError, AttributeError, TypeError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ConfigError(f"init_from={init_from!r}: {run_dir}/config.yaml: {first}") from err
+    return Source(run_dir, config, rundir.read_record(run_dir) or {})
+
+
+def restore_params(source: Source) -> tuple[int, Any]:
+    """(step, params) of the source's latest readable checkpoint; never unpickles.
+
+    The restore template is the source's whole train state (its own optimizer), rebuilt from
+    its config without computing anything, so orbax reads against the tree that was saved.
+    """
+    cfg = source.config
+    if source.hf:
+        return 0, hf.load(source.run_dir)[1]
+    plan = Plan.from_config(cfg.train, cfg.data.seq_len)
+    tx = make_optimizer(cfg.train, make_schedule(cfg.train, plan))
+
+    def factory() -> nnx.Module:
+        return build_model(cfg.model, source.vocab_size, cfg.data.seq_len, seed=cfg.train.seed)
+
+    template = jax.eval_shape(lambda: fresh_state(factory, tx))
+    ckpt_dir = source.run_dir / rundir.CKPT_DIR
+    if not ckpt_dir.is_dir():
+        raise ConfigError(f"init_from: no checkpoint in {source.run_dir} ({ckpt_dir} is missing)")
+    # Read-only: a damaged source is reported, never repaired (set aside) from here.
+    ckpt = Checkpointer(ckpt_dir, cfg.train.keep_ckpts, use_async=False, read_only=True)
+    try:
+        restored = ckpt.restore_latest(template)
+    finally:
+        ckpt.close()
+    if restored is None:
+        why = "".join(f"; step {s}: {e}" for s, e in list(ckpt.damaged.items())[:1])
+        raise ConfigError(f"init_from: no readable checkpoint in {ckpt_dir}{why}")
+    step, state = restored
+    return step, state["params"]
+
+
+def prepare(cfg: FinetuneConfig) -> tuple[FinetuneConfig, Source | None]:
+    """Validate; with init_from, take the model and data.seq_len from the source run."""
+    _check_task_fields(cfg)
+    source = load_source(cfg.init_from) if cfg.init_from else None
+    if source is not None and source.hf:
+        # An HF model brings its architecture, not a corpus: the run's own data.seq_len stands.
+        cfg = dataclasses.replace(
+            cfg, init_from=f"{hf.PREFIX}{source.run_dir}", model=_source_model(cfg.model, source)
+        )
+    elif source is not None:
+        build_task(cfg.task).check_source(source.config.data)  # e.g. facts of another world
+        cfg = dataclasses.replace(
+            cfg,
+            init_from=str(source.run_dir),
+            model=_source_model(cfg.model, source),
+            data=_source_data(cfg.data, source),
+        )
+    # train.tokens=0 (evaluate only) is valid here; validate checks the rest as for pretrain.
+    budget = max(cfg.train.tokens, 1)
+    checked = validate(
+        dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, tokens=budget))
+    )
+    return dataclasses.replace(checked, train=cfg.train), source
+
+
+def _check_task_fields(cfg: FinetuneConfig) -> None:
+    tokens = cfg.train.tokens
+    if not (isinstance(tokens, int) and tokens >= 0):
+        raise ConfigError(f"train.tokens={tokens!r} must be >= 0 (0: evaluate only)")
+
+
+def _source_model(model: ModelConfig, source: Source) -> ModelConfig:
+    theirs = source.config.model
+    if model == ModelConfig():  # no model given: the source's
+        return theirs
+    mine = resolve_model(model)
+    skip = {"name", *RUNTIME_MODEL_KEYS}
+    differing = [
+        f.name
+        for f in dataclasses.fields(ModelConfig)
+        if f.name not in skip and getattr(mine, f.name) != getattr(theirs, f.name)
+    ]
+    if differing:
+        key = differing[0]
+        raise ConfigError(
+            f"model.{key}={getattr(mine, key)!r} differs from the init_from run's "
+            f"{getattr(theirs, key)!r} ({source.run_dir}); leave model unset to use its model"
+        )
+    return dataclasses.replace(theirs, **{k: getattr(mine, k) for k in RUNTIME_MODEL_KEYS})
+
+
+def _source_data(data: DataConfig, source: Source) -> DataConfig:
+    seq_len = source.config.data.seq_len
+    if data.seq_len not in (DataConfig().seq_len, seq_len):
+        raise ConfigError(
+            f"data.seq_len={data.seq_len} differs from the init_from run's {seq_len} "
+            f"({source.run_dir}); leave it unset"
+        )
+    return dataclasses.replace(data, seq_len=seq_len)
+
+
+# ---------------------------------------------------------------- evaluation
+
+
+@functools.lru_cache(maxsize=16)  # one jitted function per model shape (train.make_eval_step)
+def make_task_eval_step(graphdef: Any) -> Any:
+    """One teacher-forced pass: greedy predictions, target log-probs and sum_v p_v^2 (Brier)."""
+
+    def step(params: Any, tokens_BxTp1: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+        model = nnx.merge(graphdef, params)
+        logits_BxTxV = model(tokens_BxTp1[:, :-1]).astype(jnp.float32)
+        logp_BxTxV = jax.nn.log_softmax(logits_BxTxV, axis=-1)
+        target_BxT = jnp.take_along_axis(logp_BxTxV, tokens_BxTp1[:, 1:, None], axis=-1)[..., 0]
+        sum_sq_BxT = jnp.sum(jnp.exp(2.0 * logp_BxTxV), axis=-1)
+        return jnp.argmax(logits_BxTxV, axis=-1), target_BxT, sum_sq_BxT
+
+    return jax.jit(step)
+
+
+def evaluate_task(eval_step: Any, params: Any, batches: list[Batch]) -> dict[str, Any]:
+    """Answer-only val loss and the task metrics (means) of one pass over the eval batches."""
+    outs = jax.device_get([eval_step(params, jnp.asarray(tokens)) for tokens, _ in batches])
+    pred, logprob, sum_sq = (np.concatenate(parts) for parts in zip(*outs, strict=True))
+    tokens = np.concatenate([t for t, _ in batches])[:, 1:]
+    mask = np.concatenate([m for _, m in batches])[:, 1:]
+    keep = mask.any(axis=1)  # padding rows have no answer
+    pred, logprob, sum_sq, tokens, mask = (x[keep] for x in (pred, logprob, sum_sq, tokens, mask))
+    # Mean over every answer token; its standard error with the problem as the sampled unit.
+    val_loss, se = mean_and_se(-(logprob * mask).sum(axis=1), mask.sum(axis=1))
+    summary = metrics.summarise(
+        metrics.per_example(pred, tokens, mask, logprob, sum_sq_prob=sum_sq)
+    )
+    row: dict[str, Any] = {
+        "val_loss": val_loss,
+        "val_loss_se": se,
+        "val_bpb": val_loss / math.log(2),
+    }
+    row.update({f"task_{m}": summary[m]["mean"] for m in metrics.METRICS})
+    row.update(task_n_eval=summary["n"], task_resolution=summary["resolution"])
+    return row
+
+
+# ---------------------------------------------------------------- the run
+
+
+class FinetuneTrainer(Trainer):
+    """The pre-training loop on a task corpus, starting from the source's parameters."""
+
+    def __init__(
+        self,
+        cfg: FinetuneConfig,
+        corpus: TaskCorpus,
+        run_dir: Path,
+        source: Source | None,
+        start: tuple[int, Any] | None = None,
+    ):
+        self.source = source
+        self.start = start  # (step, params) of the source when already read (restore_params)
+        super().__init__(cfg, corpus, run_dir)
+        self.eval_step = make_task_eval_step(self.graphdef)
+        self.record.update(self._finetune_record())
+
+    def _finetune_record(self) -> dict[str, Any]:
+        cfg, src = self.cfg, (self.source.record if self.source else {})
+        if cfg.train.tokens == 0:
+            self.record.update(total_steps=0, warmup_steps=0)
+        # The task's whole eval set: its problems and their answer tokens (padding rows aside).
+        masks_NxTp1 = np.concatenate([np.asarray(m) for _, m in self.val_batches])[:, 1:]
+        self.record.update(
+            val_sequences=int(masks_NxTp1.any(axis=1).sum()),
+            val_tokens_evaluated=int(masks_NxTp1.sum()),
+        )
+        return {
+            "task": cfg.task.name,
+            "task_kind": cfg.task.kind,
+            "few_shot": cfg.task.few_shot,
+            "init_from": cfg.init_from,
+            "source_run_name": src.get("run_name"),
+            "source_model": src.get("model"),
+            "source_n_params_nonembedding": src.get("n_params_nonembedding"),
+            "source_n_params_total": src.get("n_params_total"),
+            "source_tokens": src.get("tokens_seen"),
+            "source_status": src.get("status"),
+            "source_step": None,
+            "pretrain_final_val_loss": src.get("final_val_loss"),
+        }
+
+    def _restore(self) -> int:
+        step = super()._restore()  # this run's own checkpoint: resume it
+        if step == 0 and self.source is not None:
+            source_step, params = self.start or restore_params(self.source)
+            self.start = None
+            _check_same_tree(params, self.state["params"], self.source.run_dir)
+            # Parameters only: the optimizer state and schedule stay this run's fresh ones.
+            self.state = {**self.state, "params": self.layout.place(params)}
+            self.record["source_step"] = source_step
+        elif self.source is not None:
+            self.record["source_step"] = self._stored_source_step()
+        return step
+
+    def _stored_source_step(self) -> int | None:
+        previous = rundir.read_record(self.run_dir) or {}
+        return previous.get("source_step")
+
+    def _compile(self) -> float:
+        start = time.perf_counter()
+        t, seq_len = self.cfg.train, self.cfg.data.seq_len
+        tokens = self.layout.batch_spec((t.batch_size, seq_len + 1), jnp.int32)
+        mask = self.layout.batch_spec((t.batch_size, seq_len + 1), jnp.bool_)
+        self.train_step = self.train_step.lower(self.state, LR_SPEC, tokens, mask).compile()
+        val_tokens = self.layout.batch_spec(self.val_batches[0][0].shape, jnp.int32)
+        self.eval_step = self.eval_step.lower(self.state["params"], val_tokens).compile()
+        return time.perf_counter() - start
+
+    def _evaluate(self) -> dict[str, Any]:
+        return evaluate_task(self.eval_step, self.state["params"], self.val_batches)
+
+    def _on_start(self, start_step: int) -> None:
+        if start_step == 0:  # the model as it starts, before any update
+            row = {"step": 0, "tokens": 0, **self._evaluate(), "time": time.time()}
+            rundir.append_metrics(self.run_dir, row)
+
+    def _best_val_so_far(self) -> float:
+        rows = rundir.read_metrics(self.run_dir)
+        return min(
+            (r["val_loss"] for r in rows if r["step"] > 0 and "val_loss" in r), default=math.inf
+        )
+
+    def evaluate_only(self) -> dict[str, Any]:
+        """Evaluate the starting model and record it as a completed run of 0 steps."""
+        try:
+            self._restore()
+            compile_s = self._compile()
+            self._on_start(0)
+        finally:
+            self.ckpt.close()
+        return self._finish(
+            0, rundir.STATUS_COMPLETED, None, math.inf, compile_s, time.perf_counter(), None, 0
+        )
+
+    def _finish(self, step: int, status: str, reason: str | None, *args: Any) -> dict[str, Any]:
+        record = super()._finish(step, status, reason, *args)
+        rows = rundir.read_metrics(self.run_dir)
+        evals = [r for r in rows if "task_exact_match" in r]
+        if evals:
+            record.update({k: v for k, v in evals[-1].items() if k.startswith("task_")})
+            record["final_val_loss"] = evals[-1]["val_loss"]
+            record["final_val_loss_se"] = evals[-1].get("val_loss_se")
+            record["final_val_bpb"] = evals[-1]["val_bpb"]
+        initial = [r for r in evals if r["step"] == 0]
+        if initial:
+            record.update(
+                {
+                    f"initial_{k}": v
+                    for k, v in initial[0].items()
+                    if k.startswith(("task_", "val_loss"))
+                }
+            )
+        rundir.write_record(self.run_dir, record)
+        return record
+
+
+def _check_same_tree(restored: Any, expected: Any, where: Path) -> None:
+    shapes = jax.tree.map(lambda x: (x.shape, x.dtype), restored)
+    wanted = jax.tree.map(lambda x: (x.shape, x.dtype), expected)
+    if shapes != wanted:
+        raise ConfigError(f"init_from: the parameters in {where} do not fit this model")
+
+
+def _check_same_finetune(run_dir: Path, config: dict[str, Any]) -> None:
+    """check_same_run, plus the fields it does not compare (the task's absence, init_from)."""
+    if not (run_dir / rundir.CONFIG_FILE).exists():
+        return
+    old = rundir.read_config(run_dir)
+    if "task" not in old or old.get("init_from") != config["init_from"]:
+        raise ConfigError(
+            f"{run_dir} holds a run with different settings (task or init_from); "
+            "choose another run_name or out_dir"
+        )
+    rundir.check_same_run(run_dir, config)
+
+
+def finetune(cfg: FinetuneConfig) -> dict[str, Any]:
+    """Fine-tune (or, with train.tokens=0, only evaluate) in <out_dir>/<run_name>; its record."""
+    cfg, source = prepare(cfg)
+    enable_compilation_cache(cfg.data.cache_dir)
+    run_dir = run_dir_of(cfg)
+    _check_same_finetune(run_dir, to_dict(cfg))
+    # A new run reads its source first: a damaged one fails in one line before any compile.
+    new = source is not None and rundir.read_record(run_dir) is None
+    start = restore_params(source) if new else None
+    vocab = source.vocab_size if source else BYTE_VOCAB
+    return run_in_dir(
+        cfg,
+        run_dir,
+        make_corpus=lambda: TaskCorpus(build_task(cfg.task), seed=cfg.train.seed, vocab_size=vocab),
+        make_trainer=lambda corpus: FinetuneTrainer(cfg, corpus, run_dir, source, start),
+        go=lambda trainer: trainer.evaluate_only() if cfg.train.tokens == 0 else trainer.run(),
+    )

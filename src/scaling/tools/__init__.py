@@ -1,0 +1,1 @@
+"""Tools: applications of the library that are not part of it."""

@@ -1,0 +1,2 @@
+"""The fault campaign: kills, damages and bad input against real runs, to show that nothing is
+lost."""
