@@ -26,8 +26,8 @@ from pathlib import Path
 from scaling.bench import measure
 from scaling.bench.shapes import CPU_SHAPES, GPU_SHAPES, SHAPES, Shape
 from scaling.bench.variants import parse_variants
+from scaling.provenance import git_commit
 from scaling.sweep.ladder import ladder
-from scaling.train.trainer import git_commit
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -33,10 +33,11 @@ import jax.numpy as jnp
 import numpy as np
 from hydra import compose, initialize_config_dir
 
+from scaling import records
 from scaling.bench.measure import Budget
 from scaling.config import PretrainConfig, register_configs, run_dir_of, to_dataclass, validate
 from scaling.model.transformer import build_model
-from scaling.train import rundir
+from scaling.provenance import git_commit
 from scaling.train import trainer as train
 from scaling.train.group import make_group_step, pretrain_group, stack
 
@@ -143,7 +144,7 @@ def end_to_end(cfgs_solo: list[PretrainConfig], cfgs_group: list[PretrainConfig]
     group_s = time.perf_counter() - start
     worst = 0.0
     for a, b in zip(cfgs_solo, cfgs_group, strict=True):
-        rows_a, rows_b = rundir.read_metrics(run_dir_of(a)), rundir.read_metrics(run_dir_of(b))
+        rows_a, rows_b = records.read_metrics(run_dir_of(a)), records.read_metrics(run_dir_of(b))
         assert [r["step"] for r in rows_a] == [r["step"] for r in rows_b]
         for ra, rb in zip(rows_a, rows_b, strict=True):
             worst = max([worst, *(abs(ra[key] - rb[key]) for key in LOSS_KEYS if key in ra)])
@@ -195,7 +196,7 @@ def main() -> int:
         f"`python {shlex.join(['experiments/bench_multimodel.py', *sys.argv[1:]])}`, "
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {jax.devices()[0].device_kind}, "
         f"{os.cpu_count()} cores, load average at start {os.getloadavg()[0]:.2f}, "
-        f"git {train.git_commit()}.",
+        f"git {git_commit()}.",
         "",
         f"Batch {args.batch_size} x {args.seq_len} tokens per run. *Step*: median of "
         f"{args.reps} alternating blocks of {args.block} steps, aggregate tokens/s of K runs "
@@ -218,7 +219,7 @@ def main() -> int:
             "",
         ]
     out = args.out or ROOT / "results" / "perf" / f"multimodel_{device}.md"
-    rundir.atomic_write_text(out, "\n".join(lines) + "\n")
+    records.atomic_write_text(out, "\n".join(lines) + "\n")
     failed = 0
     for rung in args.rungs.split(","):
         if not budget.has_time():
@@ -231,7 +232,7 @@ def main() -> int:
                 why = f"{type(err).__name__}: {err}".replace("\n", " ").replace("|", "/")[:300]
                 lines.append(f"| {rung} | failed: {why} |" + " |" * 7)
         print(lines[-1], flush=True)
-        rundir.atomic_write_text(out, "\n".join(lines) + "\n")  # what has finished, at once
+        records.atomic_write_text(out, "\n".join(lines) + "\n")  # what has finished, at once
     print(f"wrote {out}")
     return 1 if failed else 0
 

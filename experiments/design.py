@@ -25,8 +25,8 @@ from hydra import compose, initialize_config_dir
 from scaling.analysis.fit import ChinchillaLaw
 from scaling.analysis.fit.design import markdown, simulate
 from scaling.config import ConfigError, register_configs, to_dataclass
+from scaling.records import atomic_write_text
 from scaling.sweep.grid import grid_spec, plan
-from scaling.train.rundir import atomic_write_text
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 LAW_KEYS = ("A", "B", "E", "alpha", "beta")

@@ -8,8 +8,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from scaling import records
 from scaling.tools.faults.campaign import run_campaign, to_markdown
-from scaling.train import rundir
 
 
 def main() -> int:
@@ -30,7 +30,7 @@ def main() -> int:
             seed=args.seed,
         )
     command = " ".join(["python experiments/reliability.py", *sys.argv[1:]])
-    rundir.atomic_write_text(args.out, to_markdown(campaign, command) + "\n")
+    records.atomic_write_text(args.out, to_markdown(campaign, command) + "\n")
     failed = [t for t in campaign.trials if not t.ok]
     print(f"{len(campaign.trials) - len(failed)}/{len(campaign.trials)} trials ok -> {args.out}")
     for t in failed:

@@ -6,7 +6,6 @@ import pytest
 
 from scaling import records
 from scaling.reports import cost, sources
-from scaling.train import rundir
 
 
 def write(root, run_dir, **fields):
@@ -22,7 +21,7 @@ def write(root, run_dir, **fields):
     }
     record.setdefault("run_name", run_dir.rsplit("/", 1)[-1])
     (root / run_dir).mkdir(parents=True)
-    rundir.write_record(root / run_dir, record)
+    records.write_record(root / run_dir, record)
 
 
 def pretrain(root, run_dir, model, n, tokens, **fields):

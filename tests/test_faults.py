@@ -14,8 +14,8 @@ import time
 import pytest
 
 from conftest import ROOT, compose_config
+from scaling import records
 from scaling.tools.faults import campaign as reliability
-from scaling.train import rundir
 from scaling.train.trainer import pretrain
 
 PRETRAIN = str(ROOT / "experiments" / "pretrain.py")
@@ -61,7 +61,7 @@ def test_ctrl_c_stops_a_sweep_after_saving_its_point_and_a_rerun_resumes_it(tmp_
     proc = subprocess.Popen(_sweep(out), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
-        if (first / rundir.METRICS_FILE).exists() and rundir.read_metrics(first):
+        if (first / records.METRICS_FILE).exists() and records.read_metrics(first):
             proc.send_signal(signal.SIGINT)
             break
         time.sleep(0.01)
@@ -69,7 +69,7 @@ def test_ctrl_c_stops_a_sweep_after_saving_its_point_and_a_rerun_resumes_it(tmp_
     stderr = stderr.decode()
     assert proc.returncode == 130, stderr
     assert "Traceback" not in stderr and "sweep interrupted" in stderr and "rerun" in stderr
-    record = rundir.read_record(first)
+    record = records.read_record(first)
     assert record["status"] == "interrupted"
     assert (first / "ckpt" / str(record["steps"])).is_dir()  # saved where it stopped
     assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [first.name]
@@ -77,6 +77,6 @@ def test_ctrl_c_stops_a_sweep_after_saving_its_point_and_a_rerun_resumes_it(tmp_
     rerun = subprocess.run(_sweep(out), env=env, capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stdout[-2000:] + rerun.stderr[-2000:]
     assert "job 1 of 2" in rerun.stdout and "job 2 of 2" in rerun.stdout  # says where it is
-    records = [json.loads(p.read_text()) for p in sorted(out.glob("*/record.json"))]
-    assert [r["status"] for r in records] == ["completed", "completed"]
-    assert rundir.read_record(first)["resumed_from_step"] == record["steps"]
+    results = [json.loads(p.read_text()) for p in sorted(out.glob("*/record.json"))]
+    assert [r["status"] for r in results] == ["completed", "completed"]
+    assert records.read_record(first)["resumed_from_step"] == record["steps"]

@@ -13,6 +13,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from conftest import CONF_DIR, NOISE, ROOT, TINY, compose_config
+from scaling import records
 from scaling.config import ConfigError, FinetuneConfig, register_configs, to_dataclass
 from scaling.tasks.finetune import finetune
 from scaling.train import rundir
@@ -63,10 +64,10 @@ def test_finetune_from_a_checkpoint_records_task_metrics(runs, source):
     record = runs["finetuned"]
     run_dir = source.parent / record["run_name"]
     assert record["run_name"] == "ft-addition1-D12288-from-src-s0"
-    assert record["status"] == "completed" and record == rundir.read_record(run_dir)
+    assert record["status"] == "completed" and record == records.read_record(run_dir)
     assert record["steps"] == 48 and record["tokens_seen"] == 12288
     assert record["init_from"] == str(source) and record["source_step"] == 24
-    src = rundir.read_record(source)
+    src = records.read_record(source)
     assert record["pretrain_final_val_loss"] == src["final_val_loss"]
     assert record["source_n_params_nonembedding"] == src["n_params_nonembedding"]
     assert record["source_tokens"] == src["tokens_seen"]
@@ -76,7 +77,7 @@ def test_finetune_from_a_checkpoint_records_task_metrics(runs, source):
     assert record["task_answer_logprob"] <= 0 and record["task_edit_distance"] >= 0
     # The model is the source's, read from its config.yaml.
     assert rundir.read_config(run_dir)["model"] == rundir.read_config(source)["model"]
-    evals = [r for r in rundir.read_metrics(run_dir) if "val_loss" in r]
+    evals = [r for r in records.read_metrics(run_dir) if "val_loss" in r]
     assert [r["step"] for r in evals] == [0, 16, 32, 48]
     assert all("task_exact_match" in r for r in evals)
     # The answer-only loss falls with fine-tuning.
@@ -99,7 +100,7 @@ def test_pretrain_only_evaluates_without_training(runs, source):
     assert record["tokens_seen"] == 0 and record["final_train_loss"] is None
     for key in PROPORTIONS:
         assert 0.0 <= record[key] <= 1.0, key
-    rows = rundir.read_metrics(source.parent / record["run_name"])
+    rows = records.read_metrics(source.parent / record["run_name"])
     assert [r["step"] for r in rows] == [0]
 
 
@@ -147,8 +148,8 @@ def test_masked_grad_accumulation_matches_one_big_batch(tmp_path):
     base += ["train.tokens=4096", "train.log_every=1"]
     one = finetune(compose_finetune([*base, "run_name=one"]))
     two = finetune(compose_finetune([*base, "run_name=two", "train.grad_accum=4"]))
-    a = [r["train_loss"] for r in rundir.read_metrics(tmp_path / "one") if "train_loss" in r]
-    b = [r["train_loss"] for r in rundir.read_metrics(tmp_path / "two") if "train_loss" in r]
+    a = [r["train_loss"] for r in records.read_metrics(tmp_path / "one") if "train_loss" in r]
+    b = [r["train_loss"] for r in records.read_metrics(tmp_path / "two") if "train_loss" in r]
     assert len(a) == 16
     np.testing.assert_allclose(a, b, rtol=2e-4)
     assert one["final_val_loss"] == pytest.approx(two["final_val_loss"], rel=2e-4)

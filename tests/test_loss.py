@@ -7,8 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from scaling import records
 from scaling.config import ConfigError, run_dir_of, validate
-from scaling.train import rundir
 from scaling.train.loss import fused_lm_loss, lm_loss
 from scaling.train.trainer import pretrain
 
@@ -79,7 +79,7 @@ def test_training_with_the_fused_loss_logs_the_same_losses(tiny_config, tie):
         for name, n in (("whole", 0), ("fused", 48))  # 4 x 32 tokens: 3 chunks, the last padded
     }
     losses = [
-        [r["train_loss"] for r in rundir.read_metrics(run_dir_of(tiny_config(f"run_name={n}")))]
+        [r["train_loss"] for r in records.read_metrics(run_dir_of(tiny_config(f"run_name={n}")))]
         for n in runs
     ]
     assert len(losses[0]) == 6

@@ -15,9 +15,9 @@ import time
 from hydra import compose, initialize_config_dir
 
 from conftest import CONF_DIR, ROOT, TINY, compose_config
+from scaling import records
 from scaling.config import register_configs, run_dir_of
 from scaling.sweep.grid import GROUP_KEY, grid_spec, group_points, job_overrides, plan
-from scaling.train import rundir
 from scaling.train.group import pretrain_group
 from scaling.train.trainer import pretrain
 
@@ -76,20 +76,20 @@ def test_grouped_runs_equal_their_solo_runs_and_resume_on_either_path(tiny_confi
     assert [r["status"] for r in stopped] == ["stopped"] * 3
     assert {r["group_size"] for r in stopped} == {3}
     assert stopped[0]["group_runs"] == ["group-a", "group-b", "group-c"]
-    records = {"a": pretrain(grouped["a"])}
-    records.update(zip("bc", pretrain_group([grouped["b"], grouped["c"]]), strict=True))
-    assert records["a"]["resumed_from_step"] == 6 and "group_size" not in records["a"]
-    assert records["b"]["resumed_from_step"] == 6 and records["b"]["group_size"] == 2
+    results = {"a": pretrain(grouped["a"])}
+    results.update(zip("bc", pretrain_group([grouped["b"], grouped["c"]]), strict=True))
+    assert results["a"]["resumed_from_step"] == 6 and "group_size" not in results["a"]
+    assert results["b"]["resumed_from_step"] == 6 and results["b"]["group_size"] == 2
 
     for name in VARIANTS:
-        solo_rows = rundir.read_metrics(run_dir_of(solo[name]))
-        grouped_rows = rundir.read_metrics(run_dir_of(grouped[name]))
+        solo_rows = records.read_metrics(run_dir_of(solo[name]))
+        grouped_rows = records.read_metrics(run_dir_of(grouped[name]))
         solo_record = {**solo_records[name], "resumed_from_step": 6}
-        assert_same_run(solo_record, records[name], solo_rows, grouped_rows)
-        assert records[name]["status"] == "completed"
-        steps = records[name]["steps"]
+        assert_same_run(solo_record, results[name], solo_rows, grouped_rows)
+        assert results[name]["status"] == "completed"
+        steps = results[name]["steps"]
         assert (run_dir_of(grouped[name]) / "ckpt" / str(steps)).is_dir()
-    assert records["b"]["steps"] == 16 and records["c"]["steps"] == 24
+    assert results["b"]["steps"] == 16 and results["c"]["steps"] == 24
 
 
 def test_a_failing_run_stays_in_its_own_run_dir(tiny_config):
@@ -97,17 +97,17 @@ def test_a_failing_run_stays_in_its_own_run_dir(tiny_config):
     diverges = tiny_config("run_name=diverges", "train.tokens=1024", "train.lr=1e30")
     bad = tiny_config("run_name=bad", "train.tokens=0")
     other_shape = tiny_config("run_name=wide", "train.tokens=1024", "model.d_model=64")
-    records = pretrain_group([ok, diverges, bad, other_shape])
-    assert [r["status"] for r in records] == ["completed", "diverged", "failed", "failed"]
-    assert "non-finite" in records[1]["reason"] and records[1]["diverged_step"] >= 1
-    assert records[2]["reason"] == "ConfigError: train.tokens=0 must be positive"
-    assert "must share" in records[3]["reason"]
-    assert records[0] == rundir.read_record(run_dir_of(ok))
-    assert records[0]["group_size"] == 2  # only the runs that started train together
+    results = pretrain_group([ok, diverges, bad, other_shape])
+    assert [r["status"] for r in results] == ["completed", "diverged", "failed", "failed"]
+    assert "non-finite" in results[1]["reason"] and results[1]["diverged_step"] >= 1
+    assert results[2]["reason"] == "ConfigError: train.tokens=0 must be positive"
+    assert "must share" in results[3]["reason"]
+    assert results[0] == records.read_record(run_dir_of(ok))
+    assert results[0]["group_size"] == 2  # only the runs that started train together
 
     before = (run_dir_of(ok) / "record.json").stat().st_mtime_ns
     again = pretrain_group([ok, diverges])
-    assert again[0] == records[0]  # completed: returned as recorded, not redone
+    assert again[0] == results[0]  # completed: returned as recorded, not redone
     assert (run_dir_of(ok) / "record.json").stat().st_mtime_ns == before
     assert again[1]["status"] == "diverged" and again[1]["group_size"] == 1
 
@@ -135,7 +135,7 @@ def test_an_interrupted_group_saves_every_run_and_resumes(tmp_path, tiny_config)
     run_a, run_b = tmp_path / "runs" / "a", tmp_path / "runs" / "b"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
-        if [r for r in rundir.read_metrics(run_a) if r["step"] >= 20]:
+        if [r for r in records.read_metrics(run_a) if r["step"] >= 20]:
             proc.send_signal(signal.SIGINT)  # Ctrl-C; SIGTERM takes the same path (test_faults)
             break
         time.sleep(0.01)
@@ -143,17 +143,17 @@ def test_an_interrupted_group_saves_every_run_and_resumes(tmp_path, tiny_config)
     assert proc.returncode == 130, stderr
     assert b"rerun to resume" in stderr and b"Traceback" not in stderr
     for run_dir in (run_a, run_b):
-        record = rundir.read_record(run_dir)
+        record = records.read_record(run_dir)
         assert record["status"] == "interrupted" and "SIGINT" in record["reason"]
         assert (run_dir / "ckpt" / str(record["steps"])).is_dir()  # saved where it stopped
 
     restarted = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert restarted.returncode == 0, restarted.stderr
     for run_dir, expected in zip((run_a, run_b), reference, strict=True):
-        record = rundir.read_record(run_dir)
+        record = records.read_record(run_dir)
         assert record["status"] == "completed" and record["resumed_from_step"] > 0
-        reference_rows = rundir.read_metrics(tmp_path / "runs" / expected["run_name"])
-        assert_rows_close(reference_rows, rundir.read_metrics(run_dir))
+        reference_rows = records.read_metrics(tmp_path / "runs" / expected["run_name"])
+        assert_rows_close(reference_rows, records.read_metrics(run_dir))
 
 
 def tiny_sweep(*grid: str) -> tuple[list[str], list]:
@@ -212,12 +212,12 @@ def test_a_grouped_sweep_records_what_solo_runs_record(tmp_path):
     manifest = json.loads((tmp_path / "out" / ".sweeps" / "tiny.json").read_text())
     for point in manifest["points"]:
         grouped_dir = tmp_path / "out" / point["run_name"]
-        grouped = rundir.read_record(grouped_dir)
+        grouped = records.read_record(grouped_dir)
         assert grouped["group_size"] == 3
         cfg = compose_config(
             ["experiment=tiny", f"out_dir={tmp_path / 'solo'}", *point["overrides"]]
         )
         solo = pretrain(cfg)
         assert_same_run(
-            solo, grouped, rundir.read_metrics(run_dir_of(cfg)), rundir.read_metrics(grouped_dir)
+            solo, grouped, records.read_metrics(run_dir_of(cfg)), records.read_metrics(grouped_dir)
         )

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 from scaling import records
-from scaling.train import rundir
 from scaling.train.trainer import pretrain
 
 
@@ -32,7 +31,7 @@ def test_records_table_from_real_runs(tiny_config, tmp_path):
         assert list(again.columns) == list(table.columns)
         assert (
             again.set_index("run_name").loc["a", "final_val_loss"]
-            == rundir.read_record(tmp_path / "runs" / "a")["final_val_loss"]
+            == records.read_record(tmp_path / "runs" / "a")["final_val_loss"]
         )
     # Collecting again ignores the tables it wrote.
     assert len(records.collect(tmp_path / "runs")) == 2

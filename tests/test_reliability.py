@@ -20,6 +20,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from conftest import ROOT, TINY, compose_config
+from scaling import records
 from scaling.config import ConfigError, run_dir_of
 from scaling.data import build_corpus
 from scaling.sweep.grid import Point, record_failure, write_manifest
@@ -58,12 +59,12 @@ def test_a_failure_is_not_recorded_in_a_run_dir_another_worker_holds(tmp_path):
     try:
         cfg = OmegaConf.create({"out_dir": str(tmp_path), "run_name": "busy"})
         assert record_failure(cfg, ConfigError("model.d_model=-1 must be positive")) == run_dir
-        assert rundir.read_record(run_dir) is None
+        assert records.read_record(run_dir) is None
     finally:
         holder.kill()
         holder.wait()
     record_failure(cfg, ConfigError("model.d_model=-1 must be positive"))
-    assert rundir.read_record(run_dir)["status"] == rundir.STATUS_FAILED
+    assert records.read_record(run_dir)["status"] == records.STATUS_FAILED
 
 
 def test_sweeps_of_one_name_add_their_points_to_the_manifest_at_once(tmp_path):
@@ -131,7 +132,7 @@ def test_a_stop_between_log_rows_resumes_to_the_same_log(straight):
     cfg = dataclasses.replace(straight, run_name="between")
     cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, stop_at_step=10))
     assert pretrain(cfg)["status"] == "stopped"
-    assert "partial" in rundir.read_metrics(run_dir_of(cfg))[-1]
+    assert "partial" in records.read_metrics(run_dir_of(cfg))[-1]
     assert _resume(cfg)["resumed_from_step"] == 10
     assert reliability.differences(run_dir_of(cfg), run_dir_of(straight)) == []
 

@@ -19,9 +19,10 @@ import time
 import pytest
 
 from conftest import ROOT, TINY, compose_config
+from scaling import records
 from scaling.cli import EXIT_PREEMPTED
 from scaling.config import ConfigError, run_dir_of
-from scaling.train import rundir, shard
+from scaling.train import shard
 from scaling.train.trainer import pretrain
 
 LOSS_ATOL = 1e-4  # nats; measured differences are below 1e-6 (README, "Scaling out")
@@ -71,7 +72,7 @@ def _env(**extra: str) -> dict[str, str]:
 
 
 def _losses(run_dir):
-    return [(r["step"], r["train_loss"], r.get("val_loss")) for r in rundir.read_metrics(run_dir)]
+    return [(r["step"], r["train_loss"], r.get("val_loss")) for r in records.read_metrics(run_dir)]
 
 
 def _assert_close(rows, reference):
@@ -97,7 +98,7 @@ def test_dp_and_fsdp_match_one_device_and_checkpoints_move_between_meshes(
     assert proc.returncode == 0, proc.stderr[-3000:]
     held = json.loads(proc.stdout.strip().splitlines()[-1])
 
-    record = rundir.read_record(out_dir / "dp")
+    record = records.read_record(out_dir / "dp")
     assert record["status"] == "completed"
     assert (record["parallel"], record["n_devices"]) == ("dp", 8)
     _assert_close(_losses(out_dir / "dp"), reference)
@@ -150,7 +151,7 @@ def test_two_processes_train_one_fsdp_run_and_stop_together(tmp_path, tiny_confi
     for proc in procs:
         _, stderr = proc.communicate(timeout=300)
         assert proc.returncode == EXIT_PREEMPTED, stderr[-3000:]
-    record = rundir.read_record(out_dir / "multi")
+    record = records.read_record(out_dir / "multi")
     assert record["status"] == "preempted" and record["reason"].startswith("SIGUSR1")
     assert (record["n_processes"], record["n_devices"]) == (2, 4)
     steps = record["steps"]

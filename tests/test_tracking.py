@@ -15,6 +15,7 @@ import pytest
 from tensorboardX.proto.event_pb2 import Event
 
 from conftest import ROOT
+from scaling import records
 from scaling.train import rundir
 from scaling.train.trainer import pretrain
 
@@ -55,7 +56,7 @@ def test_tensorboard_event_files_and_a_resume_that_continues_them(tiny_config):
     assert len(files) == 2
     # The resumed session starts by purging anything logged at or after its start.
     assert any(e.session_log.status == 1 and e.step == 12 for e in files[1])  # START
-    rows = rundir.read_metrics(run_dir)
+    rows = records.read_metrics(run_dir)
     last = scalars(files[1])
     for row in rows:
         if row["step"] > 12:
@@ -84,7 +85,7 @@ def test_sweep_points_are_grouped_by_the_sweep_name(tmp_path):
            "out_dir=out", "tracking=wandb", "train.progress=off"]  # fmt: skip
     proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    records = [json.loads(p.read_text()) for p in (tmp_path / "out").glob("*/record.json")]
-    assert len(records) == 2
-    assert {r["tracker"]["group"] for r in records} == {"tiny"}
-    assert len({r["tracker"]["run_id"] for r in records}) == 2
+    results = [json.loads(p.read_text()) for p in (tmp_path / "out").glob("*/record.json")]
+    assert len(results) == 2
+    assert {r["tracker"]["group"] for r in results} == {"tiny"}
+    assert len({r["tracker"]["run_id"] for r in results}) == 2

@@ -8,6 +8,7 @@ import jax
 import numpy as np
 import pytest
 
+from scaling import records
 from scaling.config import ConfigError, DataConfig, ModelConfig, TrainConfig, run_dir_of
 from scaling.data import build_corpus
 from scaling.train import rundir
@@ -29,10 +30,10 @@ def test_tiny_run_writes_the_run_dir(tiny_config, capsys):
     record = pretrain(cfg)
     run_dir = run_dir_of(cfg)
     assert record["status"] == "completed"
-    assert record == rundir.read_record(run_dir)
+    assert record == records.read_record(run_dir)
     assert rundir.read_config(run_dir)["model"]["d_model"] == 32
     assert (run_dir / "ckpt" / "24").is_dir()
-    rows = rundir.read_metrics(run_dir)
+    rows = records.read_metrics(run_dir)
     assert [r["step"] for r in rows] == [4, 8, 12, 16, 20, 24]
     assert rows[-1]["train_loss"] < rows[0]["train_loss"]
     assert record["steps"] == 24 and record["tokens_seen"] == 24 * 4 * 32
@@ -80,8 +81,8 @@ def test_resume_after_stop_is_bit_identical(tiny_config):
         dataclasses.replace(split, train=dataclasses.replace(split.train, stop_at_step=None))
     )
     assert second["status"] == "completed" and second["resumed_from_step"] == 8
-    rows_a = rundir.read_metrics(run_dir_of(straight))
-    rows_b = rundir.read_metrics(run_dir_of(split))
+    rows_a = records.read_metrics(run_dir_of(straight))
+    rows_b = records.read_metrics(run_dir_of(split))
     strip = [{k: v for k, v in r.items() if k != "time"} for r in rows_a]
     assert strip == [{k: v for k, v in r.items() if k != "time"} for r in rows_b]
 
@@ -120,8 +121,8 @@ def test_divergence_is_recorded_with_its_step(tiny_config):
 def test_grad_accumulation_matches_one_big_batch(tiny_config):
     one = pretrain(tiny_config("run_name=one", "train.grad_accum=1"))
     two = pretrain(tiny_config("run_name=two", "train.grad_accum=2"))
-    a = [r["train_loss"] for r in rundir.read_metrics(run_dir_of(tiny_config("run_name=one")))]
-    b = [r["train_loss"] for r in rundir.read_metrics(run_dir_of(tiny_config("run_name=two")))]
+    a = [r["train_loss"] for r in records.read_metrics(run_dir_of(tiny_config("run_name=one")))]
+    b = [r["train_loss"] for r in records.read_metrics(run_dir_of(tiny_config("run_name=two")))]
     np.testing.assert_allclose(a, b, rtol=2e-4)
     assert one["final_val_loss"] == pytest.approx(two["final_val_loss"], rel=2e-4)
 
@@ -169,7 +170,7 @@ def test_auto_microbatches_train_as_the_whole_batch(tiny_config):
     whole = pretrain(tiny_config("run_name=whole", *big, "train.grad_accum=1"))
     assert (auto["grad_accum"], whole["grad_accum"]) == (16, 1)  # 16 rows x 32 tokens each
     losses = [
-        [r["train_loss"] for r in rundir.read_metrics(run_dir_of(tiny_config(f"run_name={n}")))]
+        [r["train_loss"] for r in records.read_metrics(run_dir_of(tiny_config(f"run_name={n}")))]
         for n in ("auto", "whole")
     ]
     assert len(losses[0]) == 4

@@ -1,8 +1,10 @@
-"""What machine a figure was measured on, for the provenance lines of benchmarks and reports."""
+"""Provenance: the git commit, the library versions and the machine behind a record or figure."""
 
 from __future__ import annotations
 
 import platform
+import subprocess
+from importlib import metadata
 from pathlib import Path
 
 
@@ -15,3 +17,29 @@ def cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine() or "unknown"
+
+
+def versions() -> dict[str, str | None]:
+    """Python's and the key libraries' versions (None: not installed)."""
+    out = {"python": platform.python_version()}
+    for pkg in ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "numpy", "hydra-core"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = None
+    return out
+
+
+def git_commit() -> str | None:
+    """The checkout's HEAD commit, or None outside a git checkout."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            cwd=Path(__file__).parent,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None

@@ -1,7 +1,10 @@
-"""Run dirs -> one tidy table (one row per run), the input of every analysis.
+"""Run records: record.json and metrics.jsonl written and read, and run dirs -> one tidy table.
 
-The analysis side reads only this table (or the record.json files behind it), never model
-code, so a laptop can re-fit what a cluster trained:
+The training side writes a run's files through this module, atomically (temp file in the same
+directory, fsync, rename: a run killed at any instant leaves the old or the new version, never
+half of one); the metrics log is append-only and cut back to the restored step on resume. The
+analysis side reads only these files or the table built from them, never model code, so a
+laptop can re-fit what a cluster trained:
 
     python -m scaling.records runs/            # writes runs/records.csv and runs/records.parquet
 """
@@ -11,19 +14,123 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from scaling.train.rundir import (
-    RECORD_FILE,
-    atomic_write_bytes,
-    atomic_write_text,
-    read_metrics,
-    read_record,
-)
+RECORD_FILE = "record.json"
+METRICS_FILE = "metrics.jsonl"
+
+STATUS_RUNNING = "running"
+STATUS_COMPLETED = "completed"
+STATUS_FAILED = "failed"
+STATUS_DIVERGED = "diverged"
+STATUS_STOPPED = "stopped"  # stopped early on purpose (train.stop_at_step): resumable
+STATUS_PREEMPTED = "preempted"  # SIGTERM/SIGUSR1: checkpointed and stopped, resumable
+STATUS_INTERRUPTED = "interrupted"  # SIGINT (Ctrl-C): checkpointed and stopped, resumable
+
+# In a multi-process run only process 0 writes the run dir (train.shard turns the others off).
+_writes_enabled = True
+
+
+def set_writer(enabled: bool) -> None:
+    """Whether this process writes config, record and metrics (the others only read them)."""
+    global _writes_enabled
+    _writes_enabled = enabled
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def writes_enabled() -> bool:
+    return _writes_enabled
+
+
+def write_record(run_dir: Path, record: dict[str, Any]) -> None:
+    if not _writes_enabled:
+        return
+    text = json.dumps(record, indent=2, sort_keys=False, default=_json_default)
+    atomic_write_text(Path(run_dir) / RECORD_FILE, text + "\n")
+
+
+def read_record(run_dir: Path) -> dict[str, Any] | None:
+    """The run's record, or None when it has none (never started) or it is unreadable."""
+    path = Path(run_dir) / RECORD_FILE
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (FileNotFoundError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def append_metrics(run_dir: Path, row: dict[str, Any]) -> None:
+    if not _writes_enabled:
+        return
+    # One write of one whole line: a kill can at worst leave a partial last line, which
+    # read_metrics skips and truncate_metrics removes.
+    line = json.dumps(row, default=_json_default) + "\n"
+    with open(Path(run_dir) / METRICS_FILE, "a", encoding="utf-8") as f:
+        f.write(line)
+        f.flush()
+
+
+def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
+    path = Path(run_dir) / METRICS_FILE
+    if not path.exists():
+        return []
+    rows = []
+    # A damaged byte spoils only its own line, which is skipped like a half-written one.
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return rows
+
+
+def truncate_metrics(run_dir: Path, last_step: int) -> None:
+    """Keep only the rows up to `last_step` (the step a resumed run restarts after, or the step
+    a run ended at), less the `partial` rows of stops between log rows before it: their steps
+    were carried into the row after them. The partial row at `last_step` itself is kept, so
+    that a run resumed from that checkpoint and killed before its next one can still carry its
+    steps when it is resumed from there again; the run drops it when it ends (Trainer._finish)."""
+    if not _writes_enabled:
+        return
+    rows = [
+        r
+        for r in read_metrics(run_dir)
+        if r.get("step", 0) <= last_step and ("partial" not in r or r["step"] == last_step)
+    ]
+    text = "".join(json.dumps(r) + "\n" for r in rows)
+    atomic_write_text(Path(run_dir) / METRICS_FILE, text)
+
+
+def _json_default(value: Any) -> Any:
+    # numpy and jax scalars
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
 
 # The leading columns, in this order; any other record field follows, sorted by name.
 # Counting conventions are named, never implicit: N in three conventions, FLOPs in three.

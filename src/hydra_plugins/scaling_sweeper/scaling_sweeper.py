@@ -29,6 +29,7 @@ from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from scaling import records
 from scaling.config import PretrainConfig, to_dataclass
 from scaling.sweep.grid import (
     GridSpec,
@@ -41,7 +42,6 @@ from scaling.sweep.grid import (
     record_failure,
     write_manifest,
 )
-from scaling.train import rundir
 from scaling.train.progress import format_duration
 
 log = logging.getLogger(__name__)
@@ -199,10 +199,10 @@ class ScalingSweeper(Sweeper):
     def _summarise(self, out_dir: Path, points: list[Point]) -> None:
         counts: dict[str, int] = {}
         for point in points:
-            record = rundir.read_record(out_dir / point.run_name) or {}
+            record = records.read_record(out_dir / point.run_name) or {}
             status = record.get("status", "missing")
             counts[status] = counts.get(status, 0) + 1
-            if status != rundir.STATUS_COMPLETED:
+            if status != records.STATUS_COMPLETED:
                 log.warning("%s: %s %s", point.run_name, status, record.get("reason") or "")
         summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
         log.info("sweep %s: %s", self.spec.name, summary)

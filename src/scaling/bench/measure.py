@@ -23,11 +23,11 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from scaling import records
 from scaling.bench.shapes import Shape
 from scaling.bench.variants import is_ours, side_name
 from scaling.model import accounting
 from scaling.provenance import cpu_name
-from scaling.train import rundir
 
 OURS, PEER_EAGER, PEER_COMPILED = "ours", "peer_eager", "peer_compiled"
 SIDES = (OURS, PEER_EAGER, PEER_COMPILED)
@@ -244,7 +244,7 @@ def machine() -> dict[str, Any]:
 def host_machine(device: str, device_kind: str = "unknown (no shape ran)") -> dict[str, Any]:
     """The machine without asking JAX's backend (which would claim the accelerator's memory in
     this process): for a report in which no child ran, and the base of `machine`."""
-    from scaling.train.trainer import versions
+    from scaling.provenance import versions
 
     return {
         "platform": platform.platform(),
@@ -471,8 +471,8 @@ def run_report(
 def write_tables(out_stem: Path, report: dict[str, Any]) -> tuple[Path, Path]:
     """`<stem>.json` (everything) and `<stem>.md` (the table), written atomically."""
     json_path, md_path = out_stem.with_suffix(".json"), out_stem.with_suffix(".md")
-    rundir.atomic_write_text(json_path, json.dumps(report, indent=2) + "\n")
-    rundir.atomic_write_text(md_path, markdown(report))
+    records.atomic_write_text(json_path, json.dumps(report, indent=2) + "\n")
+    records.atomic_write_text(md_path, markdown(report))
     return json_path, md_path
 
 

@@ -32,7 +32,7 @@ from scaling.analysis import rules as claim_rules
 from scaling.analysis.fit.results import Estimate, jsonable
 from scaling.analysis.rules import BudgetRatio, Rules, SweepEvidence
 from scaling.analysis.verdicts import NOT_RESOLVED, OUTCOMES, Verdict, fmt, fmt_interval
-from scaling.train.rundir import atomic_write_text
+from scaling.records import atomic_write_text
 
 NOT_MEASURED = "not measured"  # a reason, never a verdict: the claim's runs are missing
 

@@ -23,7 +23,6 @@ import numpy as np
 import pandas as pd
 
 from scaling import records
-from scaling.train import rundir
 
 SHAPE = ["model", "batch_size", "seq_len"]
 
@@ -163,7 +162,7 @@ def main(argv: list[str] | None = None) -> None:
     job_table = jobs(table)
     text = render(job_table, savings(job_table), args.command)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    rundir.atomic_write_text(args.out, text)
+    records.atomic_write_text(args.out, text)
     print(text)
 
 

@@ -22,7 +22,7 @@ import pandas as pd
 
 from scaling import records
 from scaling.analysis import fit
-from scaling.train.rundir import atomic_write_text
+from scaling.records import atomic_write_text
 
 # N convention -> records column. C = 6·N·D with the same N throughout a report.
 N_COLUMNS = {

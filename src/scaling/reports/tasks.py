@@ -23,8 +23,8 @@ import pandas as pd
 
 from scaling import records
 from scaling.analysis import emergence, fit, transfer
+from scaling.records import atomic_write_text
 from scaling.tasks.metrics import resolution_note
-from scaling.train.rundir import atomic_write_text
 
 VERDICT_AXIS = "c"  # pre-training compute: the axis with the most distinct scales in a study
 EMERGENCE_COLUMNS_D = "source_tokens"

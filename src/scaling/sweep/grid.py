@@ -28,6 +28,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from scaling import records
 from scaling.config import (
     ConfigError,
     DataConfig,
@@ -421,8 +422,8 @@ def completed_run(cfg: PretrainConfig) -> bool:
     try:
         cfg = validate(cfg)
         run_dir = run_dir_of(cfg)
-        record = rundir.read_record(run_dir)
-        if record is None or record.get("status") != rundir.STATUS_COMPLETED:
+        record = records.read_record(run_dir)
+        if record is None or record.get("status") != records.STATUS_COMPLETED:
             return False
         rundir.check_same_run(run_dir, to_dict(cfg))
     except ValueError:  # ConfigError: a bad value, or another run's dir
@@ -453,15 +454,15 @@ def record_failure(cfg: DictConfig, err: BaseException) -> Path | None:
 
 
 def _record_failure(cfg: DictConfig, run_dir: Path, run_name: str, reason: str) -> None:
-    old = rundir.read_record(run_dir) or {}
-    if old.get("status") == rundir.STATUS_COMPLETED or _holds_other_run(run_dir, cfg):
+    old = records.read_record(run_dir) or {}
+    if old.get("status") == records.STATUS_COMPLETED or _holds_other_run(run_dir, cfg):
         return
-    if old.get("status") == rundir.STATUS_FAILED and old.get("reason") == reason:
+    if old.get("status") == records.STATUS_FAILED and old.get("reason") == reason:
         return  # pretrain has recorded it already
     record = {
         **old,
         "run_name": run_name,
-        "status": rundir.STATUS_FAILED,
+        "status": records.STATUS_FAILED,
         "reason": reason,
         "model": _get(cfg, "model.name"),
         "tokens_target": _get(cfg, "train.tokens"),
@@ -469,7 +470,7 @@ def _record_failure(cfg: DictConfig, run_dir: Path, run_name: str, reason: str) 
         "lr": _get(cfg, "train.lr"),
         "seed": _get(cfg, "train.seed"),
     }
-    rundir.write_record(run_dir, record)
+    records.write_record(run_dir, record)
 
 
 def _holds_other_run(run_dir: Path, cfg: DictConfig) -> bool:
@@ -621,5 +622,5 @@ def write_manifest(out_dir: Path, spec_name: str, points: Sequence[Point], extra
         names = {p["run_name"] for p in mine}
         kept = [p for p in known if isinstance(p, dict) and p.get("run_name") not in names]
         body = {**extra, "points": kept + mine}
-        rundir.atomic_write_text(path, json.dumps(body, indent=2) + "\n")
+        records.atomic_write_text(path, json.dumps(body, indent=2) + "\n")
     return path

@@ -32,6 +32,7 @@ from flax import nnx
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from scaling import records
 from scaling.config import (
     ConfigError,
     DataConfig,
@@ -193,7 +194,7 @@ def read_run(init_from: str) -> Source:
     except (OmegaConfBaseException, ConfigError, AttributeError, TypeError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ConfigError(f"init_from={init_from!r}: {run_dir}/config.yaml: {first}") from err
-    return Source(run_dir, config, rundir.read_record(run_dir) or {})
+    return Source(run_dir, config, records.read_record(run_dir) or {})
 
 
 def restore_params(source: Source) -> tuple[int, Any]:
@@ -389,7 +390,7 @@ class FinetuneTrainer(Trainer):
         return step
 
     def _stored_source_step(self) -> int | None:
-        previous = rundir.read_record(self.run_dir) or {}
+        previous = records.read_record(self.run_dir) or {}
         return previous.get("source_step")
 
     def _compile(self) -> float:
@@ -408,10 +409,10 @@ class FinetuneTrainer(Trainer):
     def _on_start(self, start_step: int) -> None:
         if start_step == 0:  # the model as it starts, before any update
             row = {"step": 0, "tokens": 0, **self._evaluate(), "time": time.time()}
-            rundir.append_metrics(self.run_dir, row)
+            records.append_metrics(self.run_dir, row)
 
     def _best_val_so_far(self) -> float:
-        rows = rundir.read_metrics(self.run_dir)
+        rows = records.read_metrics(self.run_dir)
         return min(
             (r["val_loss"] for r in rows if r["step"] > 0 and "val_loss" in r), default=math.inf
         )
@@ -425,12 +426,12 @@ class FinetuneTrainer(Trainer):
         finally:
             self.ckpt.close()
         return self._finish(
-            0, rundir.STATUS_COMPLETED, None, math.inf, compile_s, time.perf_counter(), None, 0
+            0, records.STATUS_COMPLETED, None, math.inf, compile_s, time.perf_counter(), None, 0
         )
 
     def _finish(self, step: int, status: str, reason: str | None, *args: Any) -> dict[str, Any]:
         record = super()._finish(step, status, reason, *args)
-        rows = rundir.read_metrics(self.run_dir)
+        rows = records.read_metrics(self.run_dir)
         evals = [r for r in rows if "task_exact_match" in r]
         if evals:
             record.update({k: v for k, v in evals[-1].items() if k.startswith("task_")})
@@ -446,7 +447,7 @@ class FinetuneTrainer(Trainer):
                     if k.startswith(("task_", "val_loss"))
                 }
             )
-        rundir.write_record(self.run_dir, record)
+        records.write_record(self.run_dir, record)
         return record
 
 
@@ -477,7 +478,7 @@ def finetune(cfg: FinetuneConfig) -> dict[str, Any]:
     run_dir = run_dir_of(cfg)
     _check_same_finetune(run_dir, to_dict(cfg))
     # A new run reads its source first: a damaged one fails in one line before any compile.
-    new = source is not None and rundir.read_record(run_dir) is None
+    new = source is not None and records.read_record(run_dir) is None
     start = restore_params(source) if new else None
     vocab = source.vocab_size if source else BYTE_VOCAB
     return run_in_dir(

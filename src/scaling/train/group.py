@@ -32,6 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 from omegaconf import OmegaConf
 
+from scaling import records
 from scaling.config import ConfigError, PretrainConfig, TrainConfig, validate
 from scaling.sweep.grid import group_key, record_failure
 from scaling.train import rundir
@@ -121,7 +122,7 @@ class GroupTrainer:
                 start = t.at_step = t._restore()
                 t._open_tracker(start)
                 t.record.update(resumed_from_step=start or None)
-                rundir.write_record(t.run_dir, {**t.record, **t._progress_fields(start)})
+                records.write_record(t.run_dir, {**t.record, **t._progress_fields(start)})
                 stop = min(t.plan.total_steps, t.cfg.train.stop_at_step or t.plan.total_steps)
                 run = _Run(t, start, stop, t._best_val_so_far())
                 # The steps of a window a stop cut short.
@@ -145,8 +146,8 @@ class GroupTrainer:
             ended = {id(run.trainer) for run in runs if run.record is not None}
             for t in self.trainers:
                 if id(t) not in ended:
-                    failed = {"status": rundir.STATUS_FAILED, "reason": rundir.failure_reason(err)}
-                    rundir.write_record(t.run_dir, {**t.record, **failed})
+                    failed = {"status": records.STATUS_FAILED, "reason": rundir.failure_reason(err)}
+                    records.write_record(t.run_dir, {**t.record, **failed})
             raise
         finally:
             watch.restore()
@@ -226,7 +227,10 @@ class GroupTrainer:
             run.pending = []
             bad = int(state["first_bad_step"][j])
             if bad >= 0:
-                run.end = (rundir.STATUS_DIVERGED, f"non-finite loss or gradient at step {bad + 1}")
+                run.end = (
+                    records.STATUS_DIVERGED,
+                    f"non-finite loss or gradient at step {bad + 1}",
+                )
                 t.record["diverged_step"] = bad + 1
                 t._append(row)
                 return
@@ -297,8 +301,8 @@ def _end_status(step: int, total_steps: int, caught: signal.Signals | None) -> t
     if caught is not None:
         return end_status(caught, step)
     if step < total_steps:
-        return rundir.STATUS_STOPPED, f"stopped at step {step} (train.stop_at_step)"
-    return rundir.STATUS_COMPLETED, None
+        return records.STATUS_STOPPED, f"stopped at step {step} (train.stop_at_step)"
+    return records.STATUS_COMPLETED, None
 
 
 def _mean_losses(runs: list[_Run]) -> tuple[float | None, float | None]:
@@ -324,7 +328,7 @@ def pretrain_group(cfgs: Sequence[PretrainConfig]) -> list[dict[str, Any]]:
     another run), that fails or that diverges gets its record and the others go on. Each run
     resumes from its own latest checkpoint.
     """
-    records: list[dict[str, Any] | None] = [None] * len(cfgs)
+    results: list[dict[str, Any] | None] = [None] * len(cfgs)
     trainers, where = [], []
     key = None
     with contextlib.ExitStack() as held:
@@ -339,16 +343,16 @@ def pretrain_group(cfgs: Sequence[PretrainConfig]) -> list[dict[str, Any]]:
                     )
                 opened = held.enter_context(open_pretrain(cfg))
             except Exception as err:
-                records[i] = _failed(cfg, err)
+                results[i] = _failed(cfg, err)
                 continue
             if isinstance(opened, dict):
-                records[i] = opened
+                results[i] = opened
             else:
                 trainers.append(opened)
                 where.append(i)
         for i, record in zip(where, _train(trainers), strict=True):
-            records[i] = record
-    return records
+            results[i] = record
+    return results
 
 
 def _train(trainers: list[Trainer]) -> list[dict[str, Any]]:
@@ -362,7 +366,7 @@ def _train(trainers: list[Trainer]) -> list[dict[str, Any]]:
         return GroupTrainer(trainers).run()
     except Exception as err:  # GroupTrainer.run recorded it in every unfinished run dir
         log.error("group of %d failed: %s", len(trainers), rundir.failure_reason(err))
-        return [rundir.read_record(t.run_dir) or {} for t in trainers]
+        return [records.read_record(t.run_dir) or {} for t in trainers]
 
 
 def _alone(trainer: Trainer) -> dict[str, Any]:
@@ -372,10 +376,10 @@ def _alone(trainer: Trainer) -> dict[str, Any]:
     except Exception as err:
         record = {
             **trainer.record,
-            "status": rundir.STATUS_FAILED,
+            "status": records.STATUS_FAILED,
             "reason": rundir.failure_reason(err),
         }
-        rundir.write_record(trainer.run_dir, record)
+        records.write_record(trainer.run_dir, record)
         log.error("%s failed: %s", trainer.run_dir, record["reason"])
         return record
 
@@ -384,8 +388,8 @@ def _failed(cfg: PretrainConfig, err: BaseException) -> dict[str, Any]:
     """Record a run that could not start, as a sweep records a failed point; its record."""
     run_dir = record_failure(OmegaConf.structured(cfg), err)
     log.error("%s failed: %s", run_dir or cfg.run_name, rundir.failure_reason(err))
-    return (rundir.read_record(run_dir) if run_dir else None) or {
+    return (records.read_record(run_dir) if run_dir else None) or {
         "run_name": cfg.run_name,
-        "status": rundir.STATUS_FAILED,
+        "status": records.STATUS_FAILED,
         "reason": rundir.failure_reason(err),
     }

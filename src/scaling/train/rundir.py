@@ -11,69 +11,29 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
-import json
 import logging
 import os
 import socket
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from scaling import records
 from scaling.config import ConfigError, PretrainConfig
 
 log = logging.getLogger(__name__)
 
 CONFIG_FILE = "config.yaml"
-RECORD_FILE = "record.json"
-METRICS_FILE = "metrics.jsonl"
 CKPT_DIR = "ckpt"
 LOCK_FILE = ".lock"
 
-STATUS_RUNNING = "running"
-STATUS_COMPLETED = "completed"
-STATUS_FAILED = "failed"
-STATUS_DIVERGED = "diverged"
-STATUS_STOPPED = "stopped"  # stopped early on purpose (train.stop_at_step): resumable
-STATUS_PREEMPTED = "preempted"  # SIGTERM/SIGUSR1: checkpointed and stopped, resumable
-STATUS_INTERRUPTED = "interrupted"  # SIGINT (Ctrl-C): checkpointed and stopped, resumable
-
-# In a multi-process run only process 0 writes the run dir (scaling.train.shard turns the others
-# off).
-_writes_enabled = True
-
-
-def set_writer(enabled: bool) -> None:
-    """Whether this process writes config, record and metrics (the others only read them)."""
-    global _writes_enabled
-    _writes_enabled = enabled
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
-
 
 def write_config(run_dir: Path, config: dict[str, Any]) -> None:
-    if not _writes_enabled:
+    if not records.writes_enabled():
         return
-    atomic_write_text(Path(run_dir) / CONFIG_FILE, yaml.safe_dump(config, sort_keys=False))
+    records.atomic_write_text(Path(run_dir) / CONFIG_FILE, yaml.safe_dump(config, sort_keys=False))
 
 
 def read_config(run_dir: Path) -> dict[str, Any]:
@@ -87,65 +47,6 @@ def read_config(run_dir: Path) -> dict[str, Any]:
     if not isinstance(config, dict):
         raise ConfigError(f"{path}: expected a YAML mapping, got {type(config).__name__}")
     return config
-
-
-def write_record(run_dir: Path, record: dict[str, Any]) -> None:
-    if not _writes_enabled:
-        return
-    text = json.dumps(record, indent=2, sort_keys=False, default=_json_default)
-    atomic_write_text(Path(run_dir) / RECORD_FILE, text + "\n")
-
-
-def read_record(run_dir: Path) -> dict[str, Any] | None:
-    """The run's record, or None when it has none (never started) or it is unreadable."""
-    path = Path(run_dir) / RECORD_FILE
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except (FileNotFoundError, UnicodeDecodeError, json.JSONDecodeError):
-        return None
-    return record if isinstance(record, dict) else None
-
-
-def append_metrics(run_dir: Path, row: dict[str, Any]) -> None:
-    if not _writes_enabled:
-        return
-    # One write of one whole line: a kill can at worst leave a partial last line, which
-    # read_metrics skips and truncate_metrics removes.
-    line = json.dumps(row, default=_json_default) + "\n"
-    with open(Path(run_dir) / METRICS_FILE, "a", encoding="utf-8") as f:
-        f.write(line)
-        f.flush()
-
-
-def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
-    path = Path(run_dir) / METRICS_FILE
-    if not path.exists():
-        return []
-    rows = []
-    # A damaged byte spoils only its own line, which is skipped like a half-written one.
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return rows
-
-
-def truncate_metrics(run_dir: Path, last_step: int) -> None:
-    """Keep only the rows up to `last_step` (the step a resumed run restarts after, or the step
-    a run ended at), less the `partial` rows of stops between log rows before it: their steps
-    were carried into the row after them. The partial row at `last_step` itself is kept, so
-    that a run resumed from that checkpoint and killed before its next one can still carry its
-    steps when it is resumed from there again; the run drops it when it ends (Trainer._finish)."""
-    if not _writes_enabled:
-        return
-    rows = [
-        r
-        for r in read_metrics(run_dir)
-        if r.get("step", 0) <= last_step and ("partial" not in r or r["step"] == last_step)
-    ]
-    text = "".join(json.dumps(r) + "\n" for r in rows)
-    atomic_write_text(Path(run_dir) / METRICS_FILE, text)
 
 
 # Settings that may change between a run and its resumption without changing the run.
@@ -224,7 +125,7 @@ def hold(run_dir: Path, wait: bool = True) -> contextlib.AbstractContextManager[
     or resumes it where the first stopped. Processes that do not write (set_writer) never lock,
     so the processes of one multi-host run do not wait on each other.
     """
-    if not _writes_enabled:
+    if not records.writes_enabled():
         return contextlib.nullcontext(True)
     return file_lock(Path(run_dir) / LOCK_FILE, wait)
 
@@ -233,10 +134,3 @@ def failure_reason(err: BaseException) -> str:
     """One line (at most 500 characters) saying why a run failed, for its record."""
     text = f"{type(err).__name__}: {err}".strip()
     return text.splitlines()[0][:500]
-
-
-def _json_default(value: Any) -> Any:
-    # numpy and jax scalars
-    if hasattr(value, "item"):
-        return value.item()
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")

@@ -28,8 +28,8 @@ import numpy as np
 from jax.experimental import multihost_utils
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 
+from scaling import records
 from scaling.config import ConfigError, ParallelConfig
-from scaling.train import rundir
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ def initialize_distributed() -> bool:
         jax.distributed.initialize()
     else:
         return False
-    rundir.set_writer(jax.process_index() == 0)
+    records.set_writer(jax.process_index() == 0)
     log.info(
         "process %d of %d, %d of %d devices local",
         jax.process_index(),

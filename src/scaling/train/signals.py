@@ -16,12 +16,12 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from scaling.train import rundir
+from scaling import records
 
 STATUS_OF = {
-    signal.SIGTERM: rundir.STATUS_PREEMPTED,
-    signal.SIGUSR1: rundir.STATUS_PREEMPTED,
-    signal.SIGINT: rundir.STATUS_INTERRUPTED,
+    signal.SIGTERM: records.STATUS_PREEMPTED,
+    signal.SIGUSR1: records.STATUS_PREEMPTED,
+    signal.SIGINT: records.STATUS_INTERRUPTED,
 }
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for a process stopped by Ctrl-C
 

@@ -22,6 +22,7 @@ import secrets
 from pathlib import Path
 from typing import Any
 
+from scaling import records
 from scaling.train import rundir
 
 log = logging.getLogger(__name__)
@@ -132,12 +133,12 @@ def _stored_id(run_dir: Path) -> str | None:
         return json.loads(_id_path(run_dir).read_text())["run_id"]
     except (OSError, ValueError, KeyError):
         pass
-    record = rundir.read_record(run_dir) or {}
+    record = records.read_record(run_dir) or {}
     return (record.get("tracker") or {}).get("run_id")
 
 
 def _store_id(run_dir: Path, ids: dict[str, Any]) -> None:
-    rundir.atomic_write_text(_id_path(run_dir), json.dumps(ids) + "\n")
+    records.atomic_write_text(_id_path(run_dir), json.dumps(ids) + "\n")
 
 
 def _new_id(backend: str) -> str:

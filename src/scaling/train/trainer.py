@@ -13,11 +13,8 @@ import dataclasses
 import functools
 import logging
 import math
-import platform
-import subprocess
 import time
 from collections.abc import Callable, Iterator
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +25,7 @@ import optax
 from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec
 
+from scaling import records
 from scaling.config import (
     ModelConfig,
     PretrainConfig,
@@ -39,6 +37,7 @@ from scaling.config import (
 from scaling.data import Corpus, build_corpus
 from scaling.model import accounting
 from scaling.model.transformer import Transformer, build_model, compute_dtype
+from scaling.provenance import git_commit, versions
 from scaling.train import rundir, shard, tracking
 from scaling.train.checkpoint import Checkpointer
 from scaling.train.loss import fused_lm_loss, lm_loss
@@ -384,30 +383,6 @@ def enable_compilation_cache(cache_dir: str) -> None:
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
-def versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for pkg in ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "numpy", "hydra-core"):
-        try:
-            out[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            out[pkg] = None
-    return out
-
-
-def git_commit() -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            cwd=Path(__file__).parent,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None
-
-
 def pretrain(cfg: PretrainConfig) -> dict[str, Any]:
     """Train or resume the run in <out_dir>/<run_name>; return its record (as in record.json)."""
     with open_pretrain(validate(cfg)) as opened:
@@ -475,11 +450,11 @@ def open_run(
             yield trainer
         except Exception as err:
             # Keep what the run had written; say why it failed so a sweep can go on and report it.
-            rundir.write_record(
+            records.write_record(
                 run_dir,
                 {
                     **trainer.record,
-                    "status": rundir.STATUS_FAILED,
+                    "status": records.STATUS_FAILED,
                     "reason": rundir.failure_reason(err),
                 },
             )
@@ -487,8 +462,8 @@ def open_run(
 
 
 def _completed(run_dir: Path) -> dict[str, Any] | None:
-    previous = rundir.read_record(run_dir)
-    if previous is not None and previous.get("status") == rundir.STATUS_COMPLETED:
+    previous = records.read_record(run_dir)
+    if previous is not None and previous.get("status") == records.STATUS_COMPLETED:
         log.info("%s is already complete", run_dir)
         return previous
     return None
@@ -535,7 +510,7 @@ class Trainer:
         entropy = corpus.entropy_nats_per_token(seq_len)
         return {
             "run_name": cfg.run_name,
-            "status": rundir.STATUS_RUNNING,
+            "status": records.STATUS_RUNNING,
             "reason": None,
             "model": m.name,
             "arch": m.arch,
@@ -586,7 +561,7 @@ class Trainer:
             start_step = self.at_step = self._restore()
             self._open_tracker(start_step)
             self.record.update(resumed_from_step=start_step or None)
-            rundir.write_record(self.run_dir, {**self.record, **self._progress_fields(start_step)})
+            records.write_record(self.run_dir, {**self.record, **self._progress_fields(start_step)})
             wall_start = time.perf_counter()
             compile_s = self._compile()
             self._on_start(start_step)
@@ -605,7 +580,7 @@ class Trainer:
             step = start_step
             steady_start, steady_steps = None, 0
             best_val = self._best_val_so_far()
-            status, reason = rundir.STATUS_COMPLETED, None
+            status, reason = records.STATUS_COMPLETED, None
             watch.poll(boundary=True)
             while step < stop_at and watch.signal is None:
                 batch = self.corpus.train_batch(step, t.batch_size, self.cfg.data.seq_len)
@@ -639,7 +614,7 @@ class Trainer:
                     bad = int(self.state["first_bad_step"])
                     if bad >= 0:
                         status, reason = (
-                            rundir.STATUS_DIVERGED,
+                            records.STATUS_DIVERGED,
                             f"non-finite loss or gradient at step {bad + 1}",
                         )
                         self.record["diverged_step"] = bad + 1
@@ -653,11 +628,11 @@ class Trainer:
                 progress.advance(1, tokens_per_step)
                 if step % t.ckpt_every == 0 or last:
                     self.ckpt.save(step, self.state)
-            if status == rundir.STATUS_COMPLETED and watch.signal is not None:
+            if status == records.STATUS_COMPLETED and watch.signal is not None:
                 status, reason = end_status(watch.signal, step)
-            elif status == rundir.STATUS_COMPLETED and step < self.plan.total_steps:
+            elif status == records.STATUS_COMPLETED and step < self.plan.total_steps:
                 status, reason = (
-                    rundir.STATUS_STOPPED,
+                    records.STATUS_STOPPED,
                     f"stopped at step {step} (train.stop_at_step)",
                 )
         finally:
@@ -684,7 +659,7 @@ class Trainer:
 
     def _append(self, row: dict[str, Any]) -> None:
         """A metrics row to metrics.jsonl and to the tracker."""
-        rundir.append_metrics(self.run_dir, row)
+        records.append_metrics(self.run_dir, row)
         if self.tracker is not None:
             self.tracker.log(row)
 
@@ -695,20 +670,22 @@ class Trainer:
             f"a second SIGINT stopped it at once after step {step}; rerun the same command to "
             "resume from its last checkpoint"
         )
-        status = {"status": rundir.STATUS_INTERRUPTED, "reason": reason}
-        rundir.write_record(self.run_dir, {**self.record, **self._progress_fields(step), **status})
+        status = {"status": records.STATUS_INTERRUPTED, "reason": reason}
+        records.write_record(self.run_dir, {**self.record, **self._progress_fields(step), **status})
 
     def _restore(self) -> int:
         restored = self.ckpt.restore_latest(self.state)
         self.carried: list[dict] = []
         if restored is None:
-            rundir.truncate_metrics(self.run_dir, 0)
+            records.truncate_metrics(self.run_dir, 0)
             return 0
         step, self.state = restored
         log.info("resuming %s from step %d", self.run_dir.name, step)
-        cut = [r for r in rundir.read_metrics(self.run_dir) if r["step"] == step and "partial" in r]
+        cut = [
+            r for r in records.read_metrics(self.run_dir) if r["step"] == step and "partial" in r
+        ]
         self.carried = _unwindow(cut[-1]["partial"]) if cut else []
-        rundir.truncate_metrics(self.run_dir, step)  # keeps the partial row until the run ends
+        records.truncate_metrics(self.run_dir, step)  # keeps the partial row until the run ends
         return step
 
     def _on_start(self, start_step: int) -> None:
@@ -749,7 +726,7 @@ class Trainer:
         return loss_nats / math.log(2) / bytes_per_token if bytes_per_token else None
 
     def _best_val_so_far(self) -> float:
-        vals = [r["val_loss"] for r in rundir.read_metrics(self.run_dir) if "val_loss" in r]
+        vals = [r["val_loss"] for r in records.read_metrics(self.run_dir) if "val_loss" in r]
         return min(vals, default=math.inf)
 
     def _progress_fields(self, step: int) -> dict[str, Any]:
@@ -770,8 +747,8 @@ class Trainer:
         steady_steps: int,
     ) -> dict[str, Any]:
         # Every checkpoint is written (ckpt.close): the stops' carried windows are done with.
-        rundir.truncate_metrics(self.run_dir, step)
-        rows = rundir.read_metrics(self.run_dir)
+        records.truncate_metrics(self.run_dir, step)
+        rows = records.read_metrics(self.run_dir)
         vals = [r for r in rows if "val_loss" in r]
         tokens_per_s = None
         if steady_s and steady_steps:
@@ -800,7 +777,7 @@ class Trainer:
                 record["flops_" + key.removeprefix("flops_per_token_")] = (
                     per_token * record["tokens_seen"]
                 )
-        rundir.write_record(self.run_dir, record)
+        records.write_record(self.run_dir, record)
         return record
 
 

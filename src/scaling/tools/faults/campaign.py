@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from scaling import records
 from scaling.config import ModelConfig, TrainConfig
 from scaling.provenance import cpu_name
 from scaling.train import rundir
@@ -123,7 +124,7 @@ def start_entry(entry: str, overrides: Sequence[str], cwd: Path) -> subprocess.P
 
 
 def last_step(run_dir: Path) -> int:
-    rows = rundir.read_metrics(run_dir)
+    rows = records.read_metrics(run_dir)
     return rows[-1]["step"] if rows else 0
 
 
@@ -131,7 +132,7 @@ def wait_for_step(proc: subprocess.Popen, run_dir: Path, step: int, timeout: flo
     """True once `run_dir` has logged `step` while `proc` still runs."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and proc.poll() is None:
-        if (run_dir / rundir.METRICS_FILE).exists() and last_step(run_dir) >= step:
+        if (run_dir / records.METRICS_FILE).exists() and last_step(run_dir) >= step:
             return True
         time.sleep(0.005)
     return False
@@ -160,12 +161,12 @@ def differences(run_dir: Path, reference: Path) -> list[str]:
     """How `run_dir` differs from `reference`: status, logged losses, final parameters (bits)."""
     import jax
 
-    record = rundir.read_record(run_dir) or {}
-    if record.get("status") != rundir.STATUS_COMPLETED:
+    record = records.read_record(run_dir) or {}
+    if record.get("status") != records.STATUS_COMPLETED:
         return [f"status {record.get('status')!r}: {record.get('reason')}"]
     found = []
-    strip = [{k: v for k, v in r.items() if k != "time"} for r in rundir.read_metrics(run_dir)]
-    want = [{k: v for k, v in r.items() if k != "time"} for r in rundir.read_metrics(reference)]
+    strip = [{k: v for k, v in r.items() if k != "time"} for r in records.read_metrics(run_dir)]
+    want = [{k: v for k, v in r.items() if k != "time"} for r in records.read_metrics(reference)]
     if strip != want:
         at = next((a.get("step") for a, b in zip(strip, want, strict=False) if a != b), None)
         found.append(f"metrics differ ({len(strip)} rows vs {len(want)}, first at step {at})")
@@ -218,10 +219,10 @@ def kill_trials(out_dir: Path, reference: Path, n_kills: int, rng: random.Random
             proc.send_signal(signal.SIGKILL)
         proc.communicate(timeout=300)
         if kills:
-            resumes.append((rundir.read_record(run_dir) or {}).get("resumed_from_step") or 0)
+            resumes.append((records.read_record(run_dir) or {}).get("resumed_from_step") or 0)
         kills.append((target, last_step(run_dir), proc.returncode == -signal.SIGKILL))
     result = finish(out_dir, name, seed)
-    resumes.append((rundir.read_record(run_dir) or {}).get("resumed_from_step") or 0)
+    resumes.append((records.read_record(run_dir) or {}).get("resumed_from_step") or 0)
     diff = differences(run_dir, reference) if result.returncode == 0 else [result.stderr[-300:]]
     trials = []
     for i, ((target, at, killed), resumed) in enumerate(zip(kills, resumes, strict=True)):
@@ -256,9 +257,9 @@ def interrupt_trials(
 
 # What each signal must leave: (exit status, record status).
 EXPECTED = {
-    signal.SIGTERM: (EXIT_PREEMPTED, rundir.STATUS_PREEMPTED),
-    signal.SIGUSR1: (EXIT_PREEMPTED, rundir.STATUS_PREEMPTED),
-    signal.SIGINT: (EXIT_INTERRUPTED, rundir.STATUS_INTERRUPTED),
+    signal.SIGTERM: (EXIT_PREEMPTED, records.STATUS_PREEMPTED),
+    signal.SIGUSR1: (EXIT_PREEMPTED, records.STATUS_PREEMPTED),
+    signal.SIGINT: (EXIT_INTERRUPTED, records.STATUS_INTERRUPTED),
 }
 
 
@@ -284,7 +285,7 @@ def signal_trials(
                 proc.send_signal(sig)
                 time.sleep(0.01)
         _, stderr = proc.communicate(timeout=300)
-        record = rundir.read_record(run_dir) or {}
+        record = records.read_record(run_dir) or {}
         if found:
             resumes.append(record.get("resumed_from_step"))
         stopped = record.get("steps")
@@ -295,7 +296,7 @@ def signal_trials(
         how = "stopped at once" if "second SIGINT" in str(record.get("reason")) else "saved"
         found.append((sig, times, target, stopped, problems, how))
     result = finish(out_dir, name, seed)
-    resumes.append((rundir.read_record(run_dir) or {}).get("resumed_from_step"))
+    resumes.append((records.read_record(run_dir) or {}).get("resumed_from_step"))
     diff = differences(run_dir, reference) if result.returncode == 0 else [result.stderr[-300:]]
     trials = []
     for (sig, times, target, stopped, problems, how), resumed in zip(found, resumes, strict=True):
@@ -422,7 +423,7 @@ def corrupt_trials(
 def _resumed_past(run_dir: Path, damaged: int, result: subprocess.CompletedProcess) -> list[str]:
     """What went wrong when a start met the damaged checkpoint at step `damaged`."""
     problems = [] if result.returncode == 0 else [f"exit {result.returncode}"]
-    resumed = (rundir.read_record(run_dir) or {}).get("resumed_from_step")
+    resumed = (records.read_record(run_dir) or {}).get("resumed_from_step")
     if resumed != damaged - CKPT_EVERY:
         problems.append(f"resumed from step {resumed}, not {damaged - CKPT_EVERY}")
     if not list((run_dir / "ckpt_damaged").glob(f"{damaged}*")):
@@ -698,13 +699,13 @@ def _sweep(out_dir: Path, tokens: Sequence[int], *extra: str) -> list[str]:
 
 def _point_problems(run_dir: Path) -> list[str]:
     """What is wrong with a sweep point's run dir: its record, metrics log and checkpoints."""
-    record = rundir.read_record(run_dir)
+    record = records.read_record(run_dir)
     if record is None:
         return ["no readable record.json"]
-    if record.get("status") != rundir.STATUS_COMPLETED:
+    if record.get("status") != records.STATUS_COMPLETED:
         return [f"status {record.get('status')!r}: {record.get('reason')}"]
     problems = []
-    lines = (run_dir / rundir.METRICS_FILE).read_text(encoding="utf-8").splitlines()
+    lines = (run_dir / records.METRICS_FILE).read_text(encoding="utf-8").splitlines()
     try:
         steps = [json.loads(line)["step"] for line in lines]
     except (ValueError, KeyError):
@@ -759,7 +760,7 @@ def concurrent_trials(
     waits = sum(log.count("waiting for") for log in logs)
     solo = run_entry("pretrain", _sweep(alone, sorted({*grid_a, *grid_b}), *extra), work, 900)
     trials = []
-    names = sorted(p.name for p in alone.iterdir() if (p / rundir.RECORD_FILE).exists())
+    names = sorted(p.name for p in alone.iterdir() if (p / records.RECORD_FILE).exists())
     for name in names:
         problems = _point_problems(shared / name)
         if not problems:
@@ -869,7 +870,7 @@ def machine() -> str:
 
 
 def to_markdown(campaign: Campaign, command_line: str) -> str:
-    from scaling.train.trainer import git_commit, versions
+    from scaling.provenance import git_commit, versions
 
     trials = campaign.trials
     kinds = list(CHECKED)
