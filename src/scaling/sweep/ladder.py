@@ -192,7 +192,7 @@ def replace_between_markers(text: str, block: str) -> str:
 
 def _default_conf_dir() -> Path:
     # In a source checkout conf/ sits next to src/; elsewhere fall back to the working directory.
-    root = Path(__file__).resolve().parents[2]
+    root = Path(__file__).resolve().parents[3]
     return (root if (root / "pyproject.toml").exists() else Path.cwd()) / "conf" / "model"
 
 

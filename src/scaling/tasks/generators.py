@@ -692,7 +692,7 @@ _WORLD_KEYS = tuple(f.name for f in dataclasses.fields(SyntheticConfig))
 
 def default_conf_dir() -> Path:
     """conf/task of a source checkout (next to src/), else of the working directory."""
-    root = Path(__file__).resolve().parents[2]
+    root = Path(__file__).resolve().parents[3]
     return (root if (root / "pyproject.toml").exists() else Path.cwd()) / "conf" / "task"
 
 

@@ -37,7 +37,7 @@ from scaling.config import ModelConfig, TrainConfig
 from scaling.provenance import cpu_name
 from scaling.train import rundir
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[4]
 ENTRIES = {
     "pretrain": ROOT / "experiments" / "pretrain.py",
     "finetune": ROOT / "experiments" / "finetune.py",
