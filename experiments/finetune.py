@@ -11,7 +11,7 @@ from omegaconf import DictConfig
 from scaling import cli
 from scaling.cli import exit_if_stopped, run_entry
 from scaling.config import FinetuneConfig, register_configs, run_dir_of, to_dataclass
-from scaling.sweep.grid import record_failure
+from scaling.train.rundir import record_failure
 
 register_configs()
 

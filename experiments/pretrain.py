@@ -10,7 +10,8 @@ from omegaconf import DictConfig
 from scaling import cli
 from scaling.cli import exit_if_stopped, run_entry
 from scaling.config import register_configs, run_dir_of, to_dataclass, validate
-from scaling.sweep.grid import group_configs, record_failure
+from scaling.sweep.groups import group_configs
+from scaling.train.rundir import record_failure
 
 register_configs()
 

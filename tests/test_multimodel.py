@@ -17,7 +17,8 @@ from hydra import compose, initialize_config_dir
 from conftest import CONF_DIR, ROOT, TINY, compose_config
 from scaling import records
 from scaling.config import register_configs, run_dir_of
-from scaling.sweep.grid import GROUP_KEY, grid_spec, group_points, job_overrides, plan
+from scaling.sweep.grid import grid_spec, plan
+from scaling.sweep.groups import GROUP_KEY, group_points, job_overrides
 from scaling.train.group import pretrain_group
 from scaling.train.trainer import pretrain
 

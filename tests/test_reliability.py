@@ -23,9 +23,10 @@ from conftest import ROOT, TINY, compose_config
 from scaling import records
 from scaling.config import ConfigError, run_dir_of
 from scaling.data import build_corpus
-from scaling.sweep.grid import Point, record_failure, write_manifest
+from scaling.sweep.grid import Point, write_manifest
 from scaling.tools.faults import campaign as reliability
 from scaling.train import rundir
+from scaling.train.rundir import record_failure
 from scaling.train.trainer import pretrain
 
 HOLD = "import sys, time; from scaling import rundir\nwith rundir.file_lock(sys.argv[1]):\n"

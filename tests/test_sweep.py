@@ -20,20 +20,17 @@ from scaling.config import ConfigError, register_configs
 from scaling.model import accounting
 from scaling.sweep.grid import (
     GridSpec,
-    HparamRules,
     Rung,
-    batch_size_for,
     grid_spec,
     isoflop_grid,
     isoflop_window,
-    lr_for,
     make_rung,
     nxd_grid,
     plan,
-    record_failure,
-    warmup_tokens_for,
 )
+from scaling.sweep.hparams import HparamRules, batch_size_for, lr_for, warmup_tokens_for
 from scaling.sweep.ladder import ladder
+from scaling.train.rundir import record_failure
 
 PRETRAIN = ROOT / "experiments" / "pretrain.py"
 SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=+,-]*$")

@@ -27,7 +27,7 @@ from scaling.train.signals import EXIT_INTERRUPTED, exit_on_interrupt
 
 log = logging.getLogger(__name__)
 
-# Records a failed sweep point (e.g. scaling.sweep.grid.record_failure); returns where, if anywhere.
+# Records a failed sweep point (e.g. scaling.train.rundir.record_failure); returns where, if any.
 FailureRecorder = Callable[[DictConfig, BaseException], Path | None]
 
 

@@ -2,14 +2,14 @@
 
 The basic sweeper only forms cartesian products of command-line values; an IsoFLOP grid is not
 one (each budget has its own rungs and its own D), and per-size hyperparameters are functions
-of N. This sweeper reads `hydra.sweeper.grid` (a `scaling.sweep.grid.GridSpec`), counts each rung's
-N
-and FLOPs per token from the composed config (so `model.arch=llama` or `data.seq_len=...` on the
-command line are counted as trained), expands the points, skips those whose run dir already
-holds a completed run of the same config, groups points of one shape into jobs that train them
-together (`scaling.train.group`, `grid.group_models`), and passes the jobs as override lists to the
-configured launcher (basic, joblib, submitit, ray, ...). Hydra finds it by scanning the
-`hydra_plugins` namespace package, which the editable src-layout install puts on sys.path.
+of N. This sweeper reads `hydra.sweeper.grid` (a `scaling.sweep.grid.GridSpec`), counts each
+rung's N and FLOPs per token from the composed config (so `model.arch=llama` or
+`data.seq_len=...` on the command line are counted as trained), expands the points, skips those
+whose run dir already holds a completed run of the same config, groups points of one shape into
+jobs that train them together (`scaling.sweep.groups`, `grid.group_models`), and passes the jobs
+as override lists to the configured launcher (basic, joblib, submitit, ray, ...). Hydra finds it
+by scanning the `hydra_plugins` namespace package, which the editable src-layout install puts on
+sys.path.
 """
 
 # No `from __future__ import annotations` here: Hydra's plugin scan executes this module without
@@ -31,18 +31,10 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from scaling import records
 from scaling.config import PretrainConfig, to_dataclass
-from scaling.sweep.grid import (
-    GridSpec,
-    Point,
-    completed_run,
-    grid_spec,
-    group_points,
-    job_overrides,
-    plan,
-    record_failure,
-    write_manifest,
-)
+from scaling.sweep.grid import GridSpec, Point, grid_spec, plan, write_manifest
+from scaling.sweep.groups import group_points, job_overrides
 from scaling.train.progress import format_duration
+from scaling.train.rundir import completed_run, record_failure
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +53,7 @@ ConfigStore.instance().store(
 
 
 class ScalingSweeper(Sweeper):
-    def __init__(self, grid: DictConfig, skip_completed: bool, max_batch_size: int | None):
+    def __init__(self, grid: DictConfig, skip_completed: bool, max_batch_size: int | None) -> None:
         self.spec = grid_spec(grid)
         self.skip_completed = skip_completed
         self.max_batch_size = max_batch_size

@@ -1,19 +1,11 @@
-"""Sweep grids over N x D, IsoFLOP budgets, per-size hyperparameters, and sweep bookkeeping.
+"""Sweep grids: N x D and IsoFLOP budgets expanded into points, and the sweep's manifest.
 
 The grid functions are pure: rungs (name, N, FLOPs per token) in, a list of `Point`s out, each a
-list of Hydra overrides with a deterministic run name `{rung}-D{tokens}-lr{lr}-s{seed}`. The Hydra
-sweeper plugin (`hydra_plugins.scaling_sweeper`) reads a `GridSpec` from `hydra.sweeper.grid`,
-expands it here and hands the override lists to whichever launcher is configured.
-
-Per-size hyperparameters follow the recipe of Porian et al. 2024, "Resolving discrepancies in
-compute-optimal scaling of language models" (arXiv 2406.19146): a short warmup of about N tokens
-(long warmups handicap small models), a cosine decay matched to each run's own length (the
-`cosine` schedule in `scaling.train.trainer` already decays over the whole run), and learning rate
-and
-batch size tuned per model size, both of which they find to follow power laws in N. The power-law
-*form* is theirs; the default constants in `HparamRules` are this framework's priors for its
-byte-level ladder (see each field), not the paper's fitted numbers, so a study that cares should
-sweep `lr_multipliers` and let the analysis keep the best learning rate per (N, D).
+list of Hydra overrides with a deterministic run name `{rung}-D{tokens}-lr{lr}-s{seed}`, its
+learning rate, batch size and warmup given by the per-size rules of `scaling.sweep.hparams`.
+The Hydra sweeper plugin (`hydra_plugins.scaling_sweeper`) reads a `GridSpec` from
+`hydra.sweeper.grid`, expands it here, groups the points into jobs (`scaling.sweep.groups`) and
+hands their override lists to whichever launcher is configured.
 """
 
 from __future__ import annotations
@@ -26,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import OmegaConf
 
 from scaling import records
 from scaling.config import (
@@ -35,47 +27,16 @@ from scaling.config import (
     ModelConfig,
     PretrainConfig,
     is_safe_run_name,
-    run_dir_of,
-    to_dataclass,
-    to_dict,
-    validate,
 )
 from scaling.model import accounting
+from scaling.sweep.hparams import HparamRules, batch_size_for, lr_for, warmup_tokens_for
+from scaling.sweep.ladder import ladder
 from scaling.train import rundir
 
 log = logging.getLogger(__name__)
 
 GRID_KINDS = ("nxd", "isoflop")
 PARAM_CONVENTIONS = ("nonembedding", "with_head", "total")
-
-
-@dataclass
-class HparamRules:
-    """Hyperparameters as functions of N (in `GridSpec.param_convention`)."""
-
-    # lr(N) = lr_ref * (N / n_ref)^(-lr_exponent). Form: Porian et al. 2024 (tuned lr falls as a
-    # power of N). lr_ref is TrainConfig's default 3e-3 placed at N = 1e6, mid-ladder; the
-    # exponent 0.25 is a prior of this framework, to be checked with lr_multipliers.
-    lr_ref: float = 3e-3
-    n_ref: float = 1e6
-    lr_exponent: float = 0.25
-    # batch tokens(N) = batch_tokens_ref * (N / n_ref)^batch_exponent, then sequences of seq_len
-    # rounded to a power of two within [batch_min, batch_max]. Form: Porian et al. 2024 (tuned
-    # batch size grows as a power of N); constants are priors of this framework.
-    batch_tokens_ref: float = 4096
-    batch_exponent: float = 0.5
-    batch_min: int = 1
-    batch_max: int = 1024
-    # Warmup of warmup_tokens_per_param * N tokens (Porian et al. 2024: warmup of N tokens),
-    # capped at warmup_max_fraction of the run so that short runs still spend most steps trained.
-    warmup_tokens_per_param: float = 1.0
-    warmup_max_fraction: float = 0.2
-    # > 0: warmup is this share of each run instead (the same share of steps for every rung, so
-    # N tokens of warmup cannot eat a large share of a large rung's short run on a CPU budget).
-    warmup_fraction: float = 0.0
-    # Each point is trained once per multiplier of lr(N); records keep every run and the analysis
-    # picks the best learning rate per (N, D).
-    lr_multipliers: list[float] = field(default_factory=lambda: [1.0])
 
 
 @dataclass
@@ -205,24 +166,7 @@ def make_rung(
     return Rung(model.name, getattr(counts, param_convention), flops)
 
 
-# --- per-size hyperparameters --------------------------------------------------------------------
-
-
-def lr_for(n_params: float, rules: HparamRules) -> float:
-    return rules.lr_ref * (n_params / rules.n_ref) ** (-rules.lr_exponent)
-
-
-def batch_size_for(n_params: float, seq_len: int, rules: HparamRules) -> int:
-    """Sequences per step: the batch-token rule over seq_len, the nearest power of two."""
-    sequences = rules.batch_tokens_ref * (n_params / rules.n_ref) ** rules.batch_exponent / seq_len
-    power = 2 ** round(math.log2(max(sequences, 1.0)))
-    return int(min(max(power, rules.batch_min), rules.batch_max))
-
-
-def warmup_tokens_for(n_params: float, tokens: int, rules: HparamRules) -> int:
-    if rules.warmup_fraction > 0:
-        return int(rules.warmup_fraction * tokens)
-    return int(min(rules.warmup_tokens_per_param * n_params, rules.warmup_max_fraction * tokens))
+# --- points -------------------------------------------------------------------------------------
 
 
 def _points_at(
@@ -399,8 +343,6 @@ def plan(spec: GridSpec, compose: Callable[[list[str]], PretrainConfig]) -> list
     (the sweeper composes through Hydra), so architecture, vocabulary and seq_len overrides on
     the command line change N and the FLOPs per token exactly as they change the runs.
     """
-    from scaling.sweep.ladder import ladder
-
     names = list(spec.rungs) or [m.name for m in ladder()]
     rungs = []
     for name in names:
@@ -414,198 +356,12 @@ def plan(spec: GridSpec, compose: Callable[[list[str]], PretrainConfig]) -> list
     return expand(spec, rungs, compose([]).data.seq_len)
 
 
-# --- idempotence and failure isolation ----------------------------------------------------------
+# --- manifest ------------------------------------------------------------------------------------
 
 
-def completed_run(cfg: PretrainConfig) -> bool:
-    """True when the run dir already holds a completed run of exactly this config."""
-    try:
-        cfg = validate(cfg)
-        run_dir = run_dir_of(cfg)
-        record = records.read_record(run_dir)
-        if record is None or record.get("status") != records.STATUS_COMPLETED:
-            return False
-        rundir.check_same_run(run_dir, to_dict(cfg))
-    except ValueError:  # ConfigError: a bad value, or another run's dir
-        return False
-    return True
-
-
-def record_failure(cfg: DictConfig, err: BaseException) -> Path | None:
-    """Leave a failed record for a sweep point whose run could not record its own failure.
-
-    `pretrain` records exceptions raised while training; a bad value (ConfigError) is raised
-    before the run dir exists, so here the point still leaves <out_dir>/<run_name>/record.json
-    with status failed and the one-line reason naming the key. A dir holding a completed run, or
-    a run of other settings, or one another worker is running, is left alone. Returns the run
-    dir, or None where there is none.
-    """
-    try:
-        out_dir, run_name = str(cfg.out_dir), str(cfg.run_name)
-    except Exception:  # an interpolation in the names themselves is what failed
-        return None
-    if not is_safe_run_name(run_name) or not out_dir:
-        return None
-    run_dir = Path(out_dir).expanduser().absolute() / run_name
-    with rundir.hold(run_dir, wait=False) as held:
-        if held:
-            _record_failure(cfg, run_dir, run_name, rundir.failure_reason(err))
-    return run_dir
-
-
-def _record_failure(cfg: DictConfig, run_dir: Path, run_name: str, reason: str) -> None:
-    old = records.read_record(run_dir) or {}
-    if old.get("status") == records.STATUS_COMPLETED or _holds_other_run(run_dir, cfg):
-        return
-    if old.get("status") == records.STATUS_FAILED and old.get("reason") == reason:
-        return  # pretrain has recorded it already
-    record = {
-        **old,
-        "run_name": run_name,
-        "status": records.STATUS_FAILED,
-        "reason": reason,
-        "model": _get(cfg, "model.name"),
-        "tokens_target": _get(cfg, "train.tokens"),
-        "batch_size": _get(cfg, "train.batch_size"),
-        "lr": _get(cfg, "train.lr"),
-        "seed": _get(cfg, "train.seed"),
-    }
-    records.write_record(run_dir, record)
-
-
-def _holds_other_run(run_dir: Path, cfg: DictConfig) -> bool:
-    if not (run_dir / rundir.CONFIG_FILE).exists():
-        return False
-    try:
-        config = to_dict(validate(to_dataclass(cfg)))
-    except Exception:  # this point's own config is bad: the stored one is an older attempt
-        return False
-    try:
-        rundir.check_same_run(run_dir, config)
-    except ValueError:
-        return True
-    return False
-
-
-def _get(cfg: DictConfig, key: str) -> Any:
-    return OmegaConf.select(cfg, key, default=None, throw_on_resolution_failure=False)
-
-
-# --- groups: points trained together ----------------------------------------------------------
-
-# Train settings each run of a group may set for itself (scaling.train.group gives each run its own
-# schedule, data order and cadence); every other setting must be equal across the group.
-PER_RUN_TRAIN_KEYS = (
-    "tokens",
-    "lr",
-    "schedule",
-    "warmup_tokens",
-    "min_lr_ratio",
-    "decay_fraction",
-    "seed",
-    "eval_every",
-    "eval_batches",
-    "log_every",
-    "ckpt_every",
-    "keep_ckpts",
-    "async_ckpt",
-    "stop_at_step",
-    "progress",
-)
-# The override by which a sweep job carries the other runs of its group: a list of strings, each
-# the dotted overrides (space-separated) that turn the job's own config into one more run's.
-GROUP_KEY = "group_runs"
-
-
-def group_key(cfg: PretrainConfig) -> str:
-    """What runs trained together must share: every setting but the per-run ones and names."""
-    shared = to_dict(cfg)
-    for key in ("run_name", "out_dir"):
-        shared.pop(key)
-    for key in PER_RUN_TRAIN_KEYS:
-        shared["train"].pop(key)
-    return json.dumps(shared, sort_keys=True)
-
-
-def member_overrides(point: Point) -> str:
-    """A point's overrides but its model (which a group shares), as one `group_runs` entry."""
-    return " ".join(o for o in point.overrides if not o.startswith("model="))
-
-
-def group_configs(cfg: DictConfig) -> list[PretrainConfig] | None:
-    """The runs a sweep job trains together (its own first), or None for a job of one run.
-
-    Removes `group_runs` from `cfg`, so that what is left is the job's own run.
-    """
-    if GROUP_KEY not in cfg:
-        return None
-    with open_dict(cfg):
-        entries = list(cfg.pop(GROUP_KEY))
-    return [to_dataclass(cfg), *(to_dataclass(member_config(cfg, e)) for e in entries)]
-
-
-def member_config(job_cfg: DictConfig, entry: str) -> DictConfig:
-    """One more run of a group job: the job's config with a `group_runs` entry applied."""
-    return OmegaConf.merge(job_cfg, OmegaConf.from_dotlist(entry.split()))
-
-
-def group_points(
-    points: Sequence[Point],
-    job_config: Callable[[Point], DictConfig],
-    max_size: int,
-    max_params: int,
-) -> list[list[Point]]:
-    """`points` in jobs: those sharing a group_key together (up to max_size), in order.
-
-    `job_config(point)` is the point's composed config. A point joins a group only where its
-    config, rebuilt from the group's first config and its `group_runs` entry, equals its own
-    composed config; a point whose config is bad runs alone, to record its own failure.
-    """
-
-    def validated(cfg: DictConfig) -> PretrainConfig | None:
-        try:
-            return validate(to_dataclass(cfg))
-        except Exception:  # a bad value: the point runs alone and records it as any point does
-            return None
-
-    composed: dict[str, DictConfig] = {}
-
-    def config_of(point: Point) -> DictConfig:
-        if point.run_name not in composed:
-            composed[point.run_name] = job_config(point)
-        return composed[point.run_name]
-
-    jobs: list[list[Point]] = []
-    open_jobs: dict[str, list[Point]] = {}
-    for point in points:
-        cfg = None
-        if max_size > 1 and point.n_params <= max_params:
-            cfg = validated(config_of(point))
-        key = group_key(cfg) if cfg is not None else None
-        job = open_jobs.get(key) if key is not None else None
-        if job is not None:
-            rebuilt = validated(member_config(config_of(job[0]), member_overrides(point)))
-            if rebuilt is not None and to_dict(rebuilt) == to_dict(cfg):
-                job.append(point)
-                if len(job) == max_size:
-                    del open_jobs[key]
-                continue
-        jobs.append([point])
-        if key is not None:
-            open_jobs[key] = jobs[-1]
-    return jobs
-
-
-def job_overrides(base: Sequence[str], job: Sequence[Point]) -> list[str]:
-    """The launcher overrides of one job: the first point's, with the others in group_runs."""
-    first = [*base, *job[0].overrides]
-    if len(job) == 1:
-        return first
-    entries = ",".join(f"'{member_overrides(p)}'" for p in job[1:])
-    return [*base, f"+{GROUP_KEY}=[{entries}]", *job[0].overrides]
-
-
-def write_manifest(out_dir: Path, spec_name: str, points: Sequence[Point], extra: dict) -> Path:
+def write_manifest(
+    out_dir: Path, spec_name: str, points: Sequence[Point], extra: dict[str, Any]
+) -> Path:
     """<out_dir>/.sweeps/<name>.json: every point with its budget, N and multiplier.
 
     Records know N and D but not the IsoFLOP budget or lr multiplier a point was made for;

@@ -34,9 +34,10 @@ from omegaconf import OmegaConf
 
 from scaling import records
 from scaling.config import ConfigError, PretrainConfig, TrainConfig, validate
-from scaling.sweep.grid import group_key, record_failure
+from scaling.sweep.groups import group_key
 from scaling.train import rundir
 from scaling.train.progress import Progress
+from scaling.train.rundir import record_failure
 from scaling.train.signals import SignalWatch, end_status
 from scaling.train.trainer import (
     Trainer,

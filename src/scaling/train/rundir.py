@@ -1,9 +1,10 @@
-"""The run directory contract: config.yaml, record.json, metrics.jsonl, ckpt/.
+"""One place opens a run dir: its config, its lock, the same-run check, and its failed record.
 
-Every file is written atomically (temp file in the same directory, fsync, rename), so a run
-killed at any instant leaves either the old or the new version, never half of one. The metrics
-log is append-only; on resume it is cut back to the restored step so no step appears twice.
-One process at a time holds a run dir (`hold`), so overlapping sweeps never train a point twice.
+A run dir <out_dir>/<run_name> holds config.yaml, record.json and metrics.jsonl (both written
+through `scaling.records`), and ckpt/. One process at a time holds a run dir (`hold`), so
+overlapping sweeps never train a point twice; `check_same_run` refuses a dir that holds a run
+of other settings; `completed_run` tells a sweep which points are done; `record_failure` leaves a
+failed record for a point that could not start.
 """
 
 from __future__ import annotations
@@ -19,9 +20,18 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from omegaconf import DictConfig, OmegaConf
 
 from scaling import records
-from scaling.config import ConfigError, PretrainConfig
+from scaling.config import (
+    ConfigError,
+    PretrainConfig,
+    is_safe_run_name,
+    run_dir_of,
+    to_dataclass,
+    to_dict,
+    validate,
+)
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +41,7 @@ LOCK_FILE = ".lock"
 
 
 def write_config(run_dir: Path, config: dict[str, Any]) -> None:
+    """Store the run's config as config.yaml (only in the process that writes the run dir)."""
     if not records.writes_enabled():
         return
     records.atomic_write_text(Path(run_dir) / CONFIG_FILE, yaml.safe_dump(config, sort_keys=False))
@@ -134,3 +145,85 @@ def failure_reason(err: BaseException) -> str:
     """One line (at most 500 characters) saying why a run failed, for its record."""
     text = f"{type(err).__name__}: {err}".strip()
     return text.splitlines()[0][:500]
+
+
+def completed_record(run_dir: Path) -> dict[str, Any] | None:
+    """The record of the completed run in `run_dir`, or None (no record, or not completed)."""
+    record = records.read_record(run_dir)
+    if record is not None and record.get("status") == records.STATUS_COMPLETED:
+        return record
+    return None
+
+
+def completed_run(cfg: PretrainConfig) -> bool:
+    """True when the run dir already holds a completed run of exactly this config."""
+    try:
+        cfg = validate(cfg)
+        run_dir = run_dir_of(cfg)
+        if completed_record(run_dir) is None:
+            return False
+        check_same_run(run_dir, to_dict(cfg))
+    except ValueError:  # ConfigError: a bad value, or another run's dir
+        return False
+    return True
+
+
+def record_failure(cfg: DictConfig, err: BaseException) -> Path | None:
+    """Leave a failed record for a sweep point whose run could not record its own failure.
+
+    `pretrain` records exceptions raised while training; a bad value (ConfigError) is raised
+    before the run dir exists, so here the point still leaves <out_dir>/<run_name>/record.json
+    with status failed and the one-line reason naming the key. A dir holding a completed run, or
+    a run of other settings, or one another worker is running, is left alone. Returns the run
+    dir, or None where there is none.
+    """
+    try:
+        out_dir, run_name = str(cfg.out_dir), str(cfg.run_name)
+    except Exception:  # an interpolation in the names themselves is what failed
+        return None
+    if not is_safe_run_name(run_name) or not out_dir:
+        return None
+    run_dir = Path(out_dir).expanduser().absolute() / run_name
+    with hold(run_dir, wait=False) as held:
+        if held:
+            _record_failure(cfg, run_dir, run_name, failure_reason(err))
+    return run_dir
+
+
+def _record_failure(cfg: DictConfig, run_dir: Path, run_name: str, reason: str) -> None:
+    old = records.read_record(run_dir) or {}
+    if old.get("status") == records.STATUS_COMPLETED or _holds_other_run(run_dir, cfg):
+        return
+    if old.get("status") == records.STATUS_FAILED and old.get("reason") == reason:
+        return  # pretrain has recorded it already
+    record = {
+        **old,
+        "run_name": run_name,
+        "status": records.STATUS_FAILED,
+        "reason": reason,
+        "model": _get(cfg, "model.name"),
+        "tokens_target": _get(cfg, "train.tokens"),
+        "batch_size": _get(cfg, "train.batch_size"),
+        "lr": _get(cfg, "train.lr"),
+        "seed": _get(cfg, "train.seed"),
+    }
+    records.write_record(run_dir, record)
+
+
+def _holds_other_run(run_dir: Path, cfg: DictConfig) -> bool:
+    if not (run_dir / CONFIG_FILE).exists():
+        return False
+    try:
+        config = to_dict(validate(to_dataclass(cfg)))
+    except Exception:  # this point's own config is bad: the stored one is an older attempt
+        return False
+    try:
+        check_same_run(run_dir, config)
+    except ValueError:
+        return True
+    return False
+
+
+def _get(cfg: DictConfig, key: str) -> Any:
+    """A value of a config that may not resolve (the failure being recorded), or None."""
+    return OmegaConf.select(cfg, key, default=None, throw_on_resolution_failure=False)
