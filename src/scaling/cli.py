@@ -97,14 +97,7 @@ def hint(err: BaseException) -> str:
 
 def _keys_under(parents: list[str]) -> list[str]:
     """The settings of the run schema at a dotted path (the top level: its sections and keys)."""
-    schema: Any = FinetuneConfig  # every pre-training setting, and the fine-tuning ones
-    for part in parents:
-        if not dataclasses.is_dataclass(schema):
-            return []
-        hint = typing.get_type_hints(schema).get(part)
-        if hint is None:
-            return []
-        schema = _unwrap(hint)
+    schema = _setting_type(FinetuneConfig, parents)
     if not dataclasses.is_dataclass(schema):
         return []
     return [f.name for f in dataclasses.fields(schema)]
@@ -127,6 +120,7 @@ def exit_if_stopped(record: dict[str, Any], run_dir: Path) -> None:
 
 
 def in_multirun() -> bool:
+    """Whether this process is a job of a Hydra sweep (`-m`)."""
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
@@ -220,22 +214,28 @@ def _integer_setting(key: str) -> bool:
     """Whether `key` (dotted) is an integer setting (or a list of them) of the run schema or of
     the sweep grid (hydra.sweeper.grid)."""
     parts = key.lstrip("+~").split(".")
-    schema: Any = FinetuneConfig  # every pre-training setting, and the fine-tuning ones
+    schema: Any = FinetuneConfig
     if parts[0] == "hydra":
         if parts[1:3] != ["sweeper", "grid"]:
             return False
         from scaling.sweep.grid import GridSpec
 
         schema, parts = GridSpec, parts[3:]
-    hint: Any = None
+    return _setting_type(schema, parts) is int
+
+
+def _setting_type(schema: Any, parts: list[str]) -> Any:
+    """The type (unwrapped) of the setting at the dotted path `parts` of the dataclass `schema`,
+    or None where there is no such setting. FinetuneConfig as `schema` holds every
+    pre-training setting and the fine-tuning ones."""
     for part in parts:
         if not dataclasses.is_dataclass(schema):
-            return False
-        hint = typing.get_type_hints(schema).get(part)
-        if hint is None:
-            return False
-        schema = hint = _unwrap(hint)
-    return hint is int
+            return None
+        annotation = typing.get_type_hints(schema).get(part)
+        if annotation is None:
+            return None
+        schema = _unwrap(annotation)
+    return schema
 
 
 def _unwrap(hint: Any) -> Any:

@@ -51,6 +51,8 @@ def is_safe_run_name(name: str) -> bool:
 
 @dataclass
 class ModelConfig:
+    """The transformer: its size, its architecture options, dtypes and attention kernel."""
+
     name: str = "custom"  # rung name from conf/model/, or "custom"
     arch: str = "gpt2"  # preset filling the options left as None below
     d_model: int = 96
@@ -76,8 +78,7 @@ class ModelConfig:
     attention: str = "auto"  # auto: cudnn on GPU with 16-bit compute, chunked on CPU, else xla
     remat: bool = False  # recompute block activations in the backward pass
     # > 0: the training loss fused with the LM head, this many tokens' logits at a time
-    # (scaling.train.loss.fused_lm_loss), never the whole batch's; 0: the whole batch's logits at
-    # once
+    # (scaling.train.loss.fused_lm_loss), never the whole batch's; 0: the whole batch's at once
     loss_chunk_tokens: int = 0
 
 
@@ -85,9 +86,8 @@ class ModelConfig:
 class SyntheticConfig:
     """The embedded corpus: Zipf-distributed facts with known entropy (see data/synthetic.py)."""
 
-    n_facts: int = (
-        1_048_576  # 2^20: keeps loss falling to ~20M parameters (docs/synthetic_corpus.md)
-    )
+    # 2^20: keeps loss falling to ~20M parameters (docs/synthetic_corpus.md)
+    n_facts: int = 1_048_576
     zipf_exponent: float = 1.25
     fact_len: int = 6  # value tokens per fact
     noise: float = 0.1  # probability a value token is replaced by a uniform draw
@@ -106,6 +106,8 @@ class TaskMixConfig:
 
 @dataclass
 class DataConfig:
+    """The corpus, its tokenizer and sequence length, and the validation split."""
+
     corpus: str = "synthetic"
     tokenizer: str = "byte"
     bpe_vocab_size: int = 4096
@@ -127,12 +129,13 @@ class DataConfig:
 
 @dataclass
 class TrainConfig:
+    """The optimization: tokens, batch, schedule, AdamW, and the eval/log/checkpoint cadence."""
+
     tokens: int = 1_000_000  # D: training tokens (rounded up to whole steps)
     batch_size: int = 16  # sequences per optimizer step
     # Microbatches per step; batch_size must divide evenly. None: chosen for the device
-    # (scaling.train.trainer.microbatches: on a CPU, ~512-token microbatches once a batch outgrows
-    # the
-    # cache; 1 on accelerators). Same step either way, to float32 rounding.
+    # (scaling.train.trainer.microbatches: on a CPU, ~512-token microbatches once a batch
+    # outgrows the cache; 1 on accelerators). Same step either way, to float32 rounding.
     grad_accum: int | None = None
     lr: float = 3e-3
     schedule: str = "cosine"
@@ -145,9 +148,9 @@ class TrainConfig:
     eps: float = 1e-8
     grad_clip: float = 1.0  # global-norm clip; 0 disables
     eval_every: int = 50  # steps; the final step always evaluates
-    # The validation sample: this many batches of 16 sequences (scaling.train.trainer.VAL_ROWS), the
-    # same sequences for every run on a corpus and seq_len, whatever its batch_size; the record
-    # states its size (val_sequences, val_tokens_evaluated) and the loss's standard error.
+    # The validation sample: this many batches of 16 sequences (scaling.train.trainer.VAL_ROWS),
+    # the same sequences for every run on a corpus and seq_len, whatever its batch_size; the
+    # record states its size (val_sequences, val_tokens_evaluated) and the loss's standard error.
     eval_batches: int = 8
     log_every: int = 10
     ckpt_every: int = 100  # steps; the final step always saves
@@ -171,8 +174,7 @@ class ParallelConfig:
 
 @dataclass
 class TrackingConfig:
-    """Where a run's curves go (scaling.train.tracking); `tracking=wandb` picks
-    conf/tracking/wandb."""
+    """Where a run's curves go (scaling.train.tracking); `tracking=wandb` picks its conf."""
 
     backend: str = "tensorboard"  # tensorboard (event files in the run dir), wandb, off
     project: str = "scaling"  # wandb project
@@ -181,6 +183,8 @@ class TrackingConfig:
 
 @dataclass
 class PretrainConfig:
+    """One pre-training run, written to <out_dir>/<run_name>."""
+
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -192,8 +196,10 @@ class PretrainConfig:
 
 @dataclass
 class TaskConfig:
-    """A task for fine-tuning and few-shot evaluation (scaling.tasks.generators,
-    conf/task/<name>.yaml)."""
+    """A task for fine-tuning and few-shot evaluation (conf/task/<name>.yaml).
+
+    Its problems come from scaling.tasks.generators.
+    """
 
     name: str = "addition3"
     kind: str = "addition"  # one of scaling.tasks.generators.TASKS
@@ -218,8 +224,7 @@ if not OmegaConf.has_resolver("source_name"):
 
 @dataclass
 class FinetuneConfig(PretrainConfig):
-    """Fine-tuning (scaling.tasks.finetune): the pre-training fields plus the task and the source
-    run.
+    """Fine-tuning (scaling.tasks.finetune): the pre-training fields, the task, the source run.
 
     With `init_from` set, the model (and data.seq_len) come from the source run's config.yaml;
     with None the same model trains from scratch on the task data (the baseline).
@@ -281,6 +286,7 @@ def run_dir_of(cfg: PretrainConfig) -> Path:
 
 
 def to_dict(cfg: PretrainConfig) -> dict[str, Any]:
+    """The config as nested plain dicts (as stored in config.yaml)."""
     return dataclasses.asdict(cfg)
 
 

@@ -147,6 +147,17 @@ def failure_reason(err: BaseException) -> str:
     return text.splitlines()[0][:500]
 
 
+def write_failed(run_dir: Path, record: dict[str, Any], err: BaseException) -> dict[str, Any]:
+    """Keep what a run had recorded, marked failed with the reason; the record written.
+
+    Written so that a sweep can go on and report the run (scaling.train.trainer.open_run and
+    scaling.train.group each still spell this out; they can call it instead).
+    """
+    failed = {**record, "status": records.STATUS_FAILED, "reason": failure_reason(err)}
+    records.write_record(run_dir, failed)
+    return failed
+
+
 def completed_record(run_dir: Path) -> dict[str, Any] | None:
     """The record of the completed run in `run_dir`, or None (no record, or not completed)."""
     record = records.read_record(run_dir)
