@@ -29,7 +29,7 @@ from scaling.train import rundir
 from scaling.train.rundir import record_failure
 from scaling.train.trainer import pretrain
 
-HOLD = "import sys, time; from scaling import rundir\nwith rundir.file_lock(sys.argv[1]):\n"
+HOLD = "import sys, time; from scaling.train import rundir\nwith rundir.file_lock(sys.argv[1]):\n"
 HOLD += "    print('held', flush=True); time.sleep(600)\n"
 
 
