@@ -26,7 +26,7 @@ from scaling.data import build_corpus
 from scaling.sweep.grid import Point, record_failure, write_manifest
 from scaling.tools.faults import campaign as reliability
 from scaling.train import rundir
-from scaling.train.trainer import pretrain
+from scaling.train.pretrain import pretrain
 
 HOLD = "import sys, time; from scaling import rundir\nwith rundir.file_lock(sys.argv[1]):\n"
 HOLD += "    print('held', flush=True); time.sleep(600)\n"
