@@ -9,8 +9,9 @@ from omegaconf import DictConfig
 
 from scaling import cli
 from scaling.cli import exit_if_stopped, run_entry
-from scaling.config import register_configs, run_dir_of, to_dataclass, validate
+from scaling.config import register_configs, run_dir_of, to_dataclass
 from scaling.sweep.groups import group_configs
+from scaling.train.job import pretrain_job
 from scaling.train.rundir import record_failure
 
 register_configs()
@@ -19,16 +20,7 @@ register_configs()
 def _pretrain(cfg: DictConfig) -> float | None:
     # A sweep job may carry several runs of one shape (group_runs): they train together.
     configs = group_configs(cfg) or [to_dataclass(cfg)]
-    if len(configs) == 1:
-        validate(configs[0])  # a bad value is refused before JAX takes seconds to load
-    # Imported here, not above, for the same reason (and so that cli.main handles a Ctrl-C
-    # while they load).
-    from scaling.train.group import pretrain_group
-    from scaling.train.shard import initialize_distributed
-    from scaling.train.trainer import pretrain
-
-    initialize_distributed()  # only under srun with several tasks, or JAX_COORDINATOR_ADDRESS
-    records = pretrain_group(configs) if len(configs) > 1 else [pretrain(configs[0])]
+    records = pretrain_job(configs)
     for config, record in zip(configs, records, strict=True):
         loss = record.get("final_val_loss")
         print(f"{record['status']}: {run_dir_of(config)}  final val loss {loss}")

@@ -15,7 +15,7 @@ from scaling.analysis.verdicts import NOT_RESOLVED, OUTCOMES
 from scaling.config import FinetuneConfig, register_configs, to_dataclass
 from scaling.reports import claims
 from scaling.tasks.finetune import finetune
-from scaling.train.trainer import pretrain
+from scaling.train.pretrain import pretrain
 
 WIDE = ["model.name=tiny48", "model.d_model=48", "model.n_heads=2"]  # a second size
 TASK = ["task=addition1", "task.few_shot=0", "train.batch_size=8", "train.progress=off"]

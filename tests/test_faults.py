@@ -16,7 +16,7 @@ import pytest
 from conftest import ROOT, compose_config
 from scaling import records
 from scaling.tools.faults import campaign as reliability
-from scaling.train.trainer import pretrain
+from scaling.train.pretrain import pretrain
 
 PRETRAIN = str(ROOT / "experiments" / "pretrain.py")
 

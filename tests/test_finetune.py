@@ -17,7 +17,7 @@ from scaling import records
 from scaling.config import ConfigError, FinetuneConfig, register_configs, to_dataclass
 from scaling.tasks.finetune import finetune
 from scaling.train import rundir
-from scaling.train.trainer import pretrain
+from scaling.train.pretrain import pretrain
 
 # 48 steps of 8 addition1 problems (no shots) in 32-token rows; evaluate every 16 steps.
 FT = [

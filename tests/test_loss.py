@@ -10,7 +10,7 @@ import pytest
 from scaling import records
 from scaling.config import ConfigError, run_dir_of, validate
 from scaling.train.loss import fused_lm_loss, lm_loss
-from scaling.train.trainer import pretrain
+from scaling.train.pretrain import pretrain
 
 B, T, D, V = 3, 10, 16, 50  # 30 tokens: chunks of 8 leave a padded last chunk
 
@@ -54,7 +54,7 @@ def test_fused_loss_and_gradients_equal_the_unfused(chunk, masked):
 
 def test_fused_loss_scales_with_its_cotangent_and_under_vmap():
     """Gradients of 3·loss are 3x (the backward pass scales what the forward computed), and a
-    vmap over stacked inputs (scaling.train.group) gives each slice its own gradient."""
+    vmap over stacked inputs (scaling.train.loop) gives each slice its own gradient."""
     x_BxTxD, w_VxD, targets_BxT, _ = _inputs()
 
     def loss(x, w):

@@ -1,4 +1,4 @@
-"""Runs of one shape trained together (scaling.train.group): each run's losses equal its solo
+"""Runs of one shape trained together (scaling.train.loop): each run's losses equal its solo
 run's, its run dir is an ordinary one (resumable by the single-run path), a failing run stays
 in its own run dir, and sweeps group the points that share a shape."""
 
@@ -19,8 +19,7 @@ from scaling import records
 from scaling.config import register_configs, run_dir_of
 from scaling.sweep.grid import grid_spec, plan
 from scaling.sweep.groups import GROUP_KEY, group_points, job_overrides
-from scaling.train.group import pretrain_group
-from scaling.train.trainer import pretrain
+from scaling.train.pretrain import pretrain, pretrain_group
 
 # vmap lets XLA fuse and reduce the stacked step in another order than the single-run step, so
 # losses agree to float32 rounding, not bit for bit: measured max abs diff 9.5e-7 over these

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from scaling import records
-from scaling.train.trainer import pretrain
+from scaling.train.pretrain import pretrain
 
 
 def test_records_table_from_real_runs(tiny_config, tmp_path):

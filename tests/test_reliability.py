@@ -26,8 +26,8 @@ from scaling.data import build_corpus
 from scaling.sweep.grid import Point, write_manifest
 from scaling.tools.faults import campaign as reliability
 from scaling.train import rundir
+from scaling.train.pretrain import pretrain
 from scaling.train.rundir import record_failure
-from scaling.train.trainer import pretrain
 
 HOLD = "import sys, time; from scaling.train import rundir\nwith rundir.file_lock(sys.argv[1]):\n"
 HOLD += "    print('held', flush=True); time.sleep(600)\n"

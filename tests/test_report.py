@@ -7,7 +7,7 @@ import json
 import pytest
 
 from scaling.reports import sweep as report
-from scaling.train.trainer import pretrain
+from scaling.train.pretrain import pretrain
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ from scaling import records
 from scaling.cli import EXIT_PREEMPTED
 from scaling.config import ConfigError, run_dir_of
 from scaling.train import shard
-from scaling.train.trainer import pretrain
+from scaling.train.pretrain import pretrain
 
 LOSS_ATOL = 1e-4  # nats; measured differences are below 1e-6 (README, "Scaling out")
 # 12 steps of 8 sequences (batch 8 splits over 8 devices), evaluated and saved every 4.
@@ -39,7 +39,7 @@ import jax
 from conftest import compose_config
 from scaling.config import ConfigError, ParallelConfig
 from scaling.train.shard import make_layout
-from scaling.train.trainer import pretrain
+from scaling.train.pretrain import pretrain
 
 assert jax.device_count() == 8
 base = sys.argv[1:]

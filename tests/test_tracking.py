@@ -17,7 +17,7 @@ from tensorboardX.proto.event_pb2 import Event
 from conftest import ROOT
 from scaling import records
 from scaling.train import rundir
-from scaling.train.trainer import pretrain
+from scaling.train.pretrain import pretrain
 
 
 def events(tb_dir: Path) -> list[list[Event]]:

@@ -12,16 +12,10 @@ from scaling import records
 from scaling.config import ConfigError, DataConfig, ModelConfig, TrainConfig, run_dir_of
 from scaling.data import build_corpus
 from scaling.train import rundir
-from scaling.train.trainer import (
-    VAL_ROWS,
-    Plan,
-    make_schedule,
-    make_train_step,
-    mean_and_se,
-    microbatches,
-    pretrain,
-    validation_sample,
-)
+from scaling.train.evaluate import VAL_ROWS, mean_and_se, validation_sample
+from scaling.train.optim import Plan, make_schedule, microbatches
+from scaling.train.pretrain import pretrain
+from scaling.train.step import make_train_step
 
 
 def test_tiny_run_writes_the_run_dir(tiny_config, capsys):

@@ -134,7 +134,7 @@ class TrainConfig:
     tokens: int = 1_000_000  # D: training tokens (rounded up to whole steps)
     batch_size: int = 16  # sequences per optimizer step
     # Microbatches per step; batch_size must divide evenly. None: chosen for the device
-    # (scaling.train.trainer.microbatches: on a CPU, ~512-token microbatches once a batch
+    # (scaling.train.optim.microbatches: on a CPU, ~512-token microbatches once a batch
     # outgrows the cache; 1 on accelerators). Same step either way, to float32 rounding.
     grad_accum: int | None = None
     lr: float = 3e-3
@@ -148,7 +148,7 @@ class TrainConfig:
     eps: float = 1e-8
     grad_clip: float = 1.0  # global-norm clip; 0 disables
     eval_every: int = 50  # steps; the final step always evaluates
-    # The validation sample: this many batches of 16 sequences (scaling.train.trainer.VAL_ROWS),
+    # The validation sample: this many batches of 16 sequences (scaling.train.evaluate.VAL_ROWS),
     # the same sequences for every run on a corpus and seq_len, whatever its batch_size; the
     # record states its size (val_sequences, val_tokens_evaluated) and the loss's standard error.
     eval_batches: int = 8

@@ -506,8 +506,8 @@ def markdown(report: dict[str, Any]) -> str:
             "datasheet peak"
         )
     lines += [
-        "- ours: the Trainer's jitted step (scaling.train.trainer.make_train_step), GPT-2 preset, "
-        "in the micro-batches the Trainer picks (scaling.train.trainer.microbatches) unless "
+        "- ours: the Trainer's jitted step (scaling.train.step.build_step), GPT-2 preset, "
+        "in the micro-batches the Trainer picks (scaling.train.optim.microbatches) unless "
         "--grad-accum sets them; peer: transformers GPT2LMHeadModel, SDPA attention, eager or "
         "torch.compile, the whole batch at once unless --grad-accum; both AdamW with clipping, "
         "random tokens, steady-state steps after warm-up",

@@ -1,7 +1,7 @@
 """Our side of the benchmark: the Trainer's own jitted step, built by the same functions.
 
-`scaling.train.trainer.Trainer` builds its step from `Plan`, `make_schedule`, `make_optimizer`,
-`init_state`, `microbatches` and `make_train_step`, compiles it ahead of time and feeds it host
+The training loop builds its step from `Plan`, `make_schedule`, `make_optimizer`, `init_state`,
+`microbatches` and `scaling.train.step.build_step`, compiles it ahead of time and feeds it host
 batches through `jnp.asarray`; this does exactly that on random tokens, so the figure is the
 training loop's.
 """
@@ -19,7 +19,8 @@ import numpy as np
 from scaling.bench.shapes import Shape
 from scaling.config import TrainConfig
 from scaling.model.transformer import build_model
-from scaling.train import trainer as train
+from scaling.train import optim
+from scaling.train.step import build_step, init_state
 
 N_BATCHES = 4  # distinct random batches cycled through, generated once on the host
 
@@ -49,18 +50,17 @@ class OursStep:
         cfg = TrainConfig(
             batch_size=shape.batch_size, tokens=10**12, grad_accum=grad_accum, seed=seed
         )
-        plan = train.Plan.from_config(cfg, shape.seq_len)
-        tx = train.make_optimizer(cfg, train.make_schedule(cfg, plan))
+        plan = optim.Plan.from_config(cfg, shape.seq_len)
+        tx = optim.make_optimizer(cfg, optim.make_schedule(cfg, plan))
         model_cfg = shape.model_config(remat=remat, overrides=overrides)
-        graphdef, self.state = train.init_state(
+        graphdef, self.state = init_state(
             lambda: build_model(model_cfg, shape.vocab_size, shape.seq_len, seed=seed), tx
         )
-        self.grad_accum = train.microbatches(cfg, model_cfg, shape.vocab_size, shape.seq_len)
-        step = train.make_train_step(graphdef, cfg, model_cfg.z_loss, self.grad_accum)
+        self.grad_accum = optim.microbatches(cfg, model_cfg, shape.vocab_size, shape.seq_len)
         batch = jax.ShapeDtypeStruct((shape.batch_size, shape.seq_len + 1), jnp.int32)
-        start = time.perf_counter()
-        self.step = step.lower(self.state, train.LR_SPEC, batch).compile()
-        self.compile_s = time.perf_counter() - start
+        self.step, self.compile_s = build_step(
+            graphdef, cfg, model_cfg.z_loss, self.grad_accum, self.state, [batch]
+        )
         # XLA's buffer assignment for the step's temporaries (activations, logits): per side,
         # where the process's peak is shared by every JAX side in it.
         stats = self.step.memory_analysis()

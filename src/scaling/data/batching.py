@@ -150,7 +150,7 @@ class TokenCorpus:
             "seq_len": self.seq_len,
             "train_tokens": len(self.train),
             "val_tokens": len(self.val),
-            # The validation sample (scaling.train.trainer) is spaced evenly over these windows.
+            # The validation sample (scaling.train.evaluate) is spaced evenly over these windows.
             "val_windows": n_windows(len(self.val), self.seq_len),
             "n_train_files": len(self.train_files),
             "n_val_files": len(self.val_files),

@@ -114,7 +114,7 @@ def activation_bytes_per_token(
     and a row of attention probabilities per head (n_heads·T); then the logits and their
     gradient (2·V), unless the loss is fused with the head (`loss_chunk_tokens`: a buffer of
     one chunk's logits, whatever the batch). An estimate for choosing microbatches
-    (scaling.train.trainer.microbatches), not a memory bound.
+    (scaling.train.optim.microbatches), not a memory bound.
     """
     m = resolve_model(cfg)
     per_layer = 7 * m.d_model + _mlp_mats(m) * m.d_ff + m.n_heads * seq_len

@@ -379,7 +379,7 @@ def hf_path(init_from: str) -> Path:
 
 def export_run(run_dir: str | Path, out: str | Path) -> Path:
     """Write a run's latest checkpoint (pre-training or fine-tuning) as an HF directory."""
-    from scaling.tasks.finetune import read_run, restore_params  # JAX only when exporting
+    from scaling.train.source import read_run, restore_params  # JAX only when exporting
 
     source = read_run(str(run_dir))
     model = source.config.model

@@ -1,5 +1,5 @@
 """What a study cost, from its records: device time per stage, MFU per rung, and what training
-many small models at once (scaling.train.group) saved.
+many small models at once (scaling.train.loop) saved.
 
     python -m scaling.reports.cost runs/gpu --out results/gpu/COST.md --command "make gpu-study"
 

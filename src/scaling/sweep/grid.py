@@ -61,7 +61,7 @@ class GridSpec:
     smallest_budget_seeds: list[int] = field(default_factory=list)
     hparams: HparamRules = field(default_factory=HparamRules)
     # Points that share a shape (group_key) train together in one job, one jitted step for all
-    # (scaling.train.group), at most this many per job; 1 trains every point alone.
+    # (scaling.train.loop), at most this many per job; 1 trains every point alone.
     group_models: int = 8
     group_max_params: int = 5_000_000  # larger rungs (in param_convention) always train alone
 

@@ -1,7 +1,7 @@
 """Sweep jobs: points of one shape grouped to train together, and each job's launcher overrides.
 
 Points whose configs differ only in per-run settings (`group_key`) train in one job, one jitted
-step for all (`scaling.train.group`). A job's overrides are its first point's, with the other
+step for all (`scaling.train.loop`). A job's overrides are its first point's, with the other
 points carried in `group_runs`; the entry point turns them back into configs (`group_configs`).
 """
 
@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from scaling.config import PretrainConfig, to_dataclass, to_dict, validate
 from scaling.sweep.grid import Point
 
-# Train settings each run of a group may set for itself (scaling.train.group gives each run its own
+# Train settings each run of a group may set for itself (scaling.train.loop gives each run its own
 # schedule, data order and cadence); every other setting must be equal across the group.
 PER_RUN_TRAIN_KEYS = (
     "tokens",

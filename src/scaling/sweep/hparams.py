@@ -3,7 +3,7 @@
 The rules follow the recipe of Porian et al. 2024, "Resolving discrepancies in compute-optimal
 scaling of language models" (arXiv 2406.19146): a short warmup of about N tokens (long warmups
 handicap small models), a cosine decay matched to each run's own length (the `cosine` schedule
-in `scaling.train.trainer` already decays over the whole run), and learning rate and batch size
+in `scaling.train.optim` already decays over the whole run), and learning rate and batch size
 tuned per model size, both of which they find to follow power laws in N. The power-law *form*
 is theirs; the default constants in `HparamRules` are this framework's priors for its
 byte-level ladder (see each field), not the paper's fitted numbers, so a study that cares should

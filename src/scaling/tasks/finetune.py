@@ -1,17 +1,17 @@
 """Fine-tuning: continue any pre-training run on task data with a token budget D_F.
 
-`finetune(cfg)` trains through the pre-training loop (`scaling.train.trainer.Trainer`) with a task
-corpus whose batches carry an answer mask, so the loss counts answer tokens only. With
-`cfg.init_from` set, only the parameters come from the source run's latest checkpoint; the
-optimizer state and the schedule are new. With `init_from=None` the same model trains from its
-random initialisation on the same data (the from-scratch baseline). `train.tokens=0` trains
-nothing and only evaluates (pre-train-only, few-shot with `task.few_shot` shots), so the three
-arms of a comparison are one function with three configs.
+`finetune(cfg)` trains through the training loop (`scaling.train.loop`) with a task corpus whose
+batches carry an answer mask, so the loss counts answer tokens only; what differs from
+pre-training comes in as `scaling.train.run.Hooks`. With `cfg.init_from` set, only the
+parameters come from the source run's latest checkpoint (`scaling.train.source`); the optimizer
+state and the schedule are new. With `init_from=None` the same model trains from its random
+initialisation on the same data (the from-scratch baseline). `train.tokens=0` trains nothing
+and only evaluates (pre-train-only, few-shot with `task.few_shot` shots), so the three arms of
+a comparison are one function with three configs.
 
 Every evaluation is one teacher-forced pass over the task's fixed eval set: the answer-only
 loss plus the task metrics of `scaling.tasks.metrics` (greedy argmax at the answer positions, so
-exact
-match equals greedy decoding's), in metrics.jsonl rows and record.json (`task_*`). A row at
+exact match equals greedy decoding's), in metrics.jsonl rows and record.json (`task_*`). A row at
 step 0 holds the model as it starts, before any update.
 """
 
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import logging
 import math
 import time
 from pathlib import Path
@@ -29,8 +28,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
-from omegaconf import OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 
 from scaling import records
 from scaling.config import (
@@ -38,33 +35,19 @@ from scaling.config import (
     DataConfig,
     FinetuneConfig,
     ModelConfig,
-    PretrainConfig,
     resolve_model,
     run_dir_of,
     to_dict,
     validate,
 )
 from scaling.model import hf
-from scaling.model.transformer import build_model
 from scaling.tasks import metrics
 from scaling.tasks.generators import PAD_ID, Task, build_task
-from scaling.train import rundir
-from scaling.train.checkpoint import Checkpointer
-from scaling.train.trainer import (
-    LR_SPEC,
-    Plan,
-    Trainer,
-    enable_compilation_cache,
-    fresh_state,
-    make_optimizer,
-    make_schedule,
-    mean_and_se,
-    run_in_dir,
-)
+from scaling.train import loop, rundir
+from scaling.train.evaluate import mean_and_se
+from scaling.train.run import Hooks, Trainer, enable_compilation_cache, open_run
+from scaling.train.source import BYTE_VOCAB, Source, load_source, restore_params
 
-log = logging.getLogger(__name__)
-
-BYTE_VOCAB = 256  # tasks are byte-level text (scaling.tasks.generators)
 # Model settings that change how it runs, not its parameters: a fine-tune may set its own.
 RUNTIME_MODEL_KEYS = ("compute_dtype", "attention", "remat", "z_loss", "loss_chunk_tokens")
 Batch = tuple[np.ndarray, np.ndarray]  # tokens (B, T+1) int32, answer_mask (B, T+1) bool
@@ -126,107 +109,6 @@ class TaskCorpus:
         """ConfigError (naming the task) when a few-shot example does not fit seq_len."""
         self.train_batch(0, batch_size, seq_len)
         self.val_batches(1, batch_size, seq_len)
-
-
-# ---------------------------------------------------------------- the source run
-
-
-@dataclasses.dataclass(frozen=True)
-class Source:
-    """The pre-training run a fine-tune starts from."""
-
-    run_dir: Path
-    config: PretrainConfig  # validated: its model is resolved
-    record: dict[str, Any]
-    hf: bool = False  # a Hugging Face directory (scaling.model.hf), not a run dir
-
-    @property
-    def vocab_size(self) -> int:
-        """The model's vocabulary: an imported one's own, else the byte-level 256."""
-        return self.record.get("vocab_size") or BYTE_VOCAB
-
-
-def load_source(init_from: str) -> Source:
-    """The source of `init_from`: a run dir (`read_run`, trained on byte-level text), or with
-    `hf:<dir>` a Hugging Face checkpoint (`scaling.model.hf`)."""
-    if hf.is_hf_source(init_from):
-        return _hf_source(init_from)
-    source = read_run(init_from)
-    config, run_dir = source.config, source.run_dir
-    if config.data.tokenizer != "byte" or config.data.corpus == "memmap":
-        raise ConfigError(
-            f"init_from={init_from!r}: tasks are byte-level text, but {run_dir} was trained on "
-            f"{config.data.corpus} with tokenizer {config.data.tokenizer!r}"
-        )
-    return source
-
-
-def _hf_source(init_from: str) -> Source:
-    """An HF directory as a source: its model, and a record naming it (no run, no step)."""
-    path = hf.hf_path(init_from)
-    spec = hf.read_config(path)
-    if spec.vocab_size < BYTE_VOCAB:
-        raise ConfigError(
-            f"init_from={init_from!r}: vocab_size={spec.vocab_size} cannot hold the tasks' "
-            f"{BYTE_VOCAB} byte ids"
-        )
-    record = {"run_name": f"{hf.PREFIX}{path.name}", "vocab_size": spec.vocab_size}
-    return Source(path, PretrainConfig(model=spec.model), record, hf=True)
-
-
-def read_run(init_from: str) -> Source:
-    """A run dir's config (read as YAML into the schema) and record; ConfigError if foreign."""
-    run_dir = Path(init_from).expanduser().absolute()
-    if not (run_dir / rundir.CONFIG_FILE).is_file():
-        raise ConfigError(f"init_from={init_from!r}: {run_dir} is not a run dir (no config.yaml)")
-    try:
-        stored = rundir.read_config(run_dir)
-    except ConfigError as err:  # it names the file
-        raise ConfigError(f"init_from={init_from!r}: {err}") from None
-    try:
-        # Only the pre-training sections matter here (a fine-tuned run may be a source too).
-        fields = {f.name for f in dataclasses.fields(PretrainConfig)}
-        merged = OmegaConf.merge(
-            OmegaConf.structured(PretrainConfig),
-            {k: v for k, v in stored.items() if k in fields},
-        )
-        config = validate(OmegaConf.to_object(merged))
-    except (OmegaConfBaseException, ConfigError, AttributeError, TypeError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ConfigError(f"init_from={init_from!r}: {run_dir}/config.yaml: {first}") from err
-    return Source(run_dir, config, records.read_record(run_dir) or {})
-
-
-def restore_params(source: Source) -> tuple[int, Any]:
-    """(step, params) of the source's latest readable checkpoint; never unpickles.
-
-    The restore template is the source's whole train state (its own optimizer), rebuilt from
-    its config without computing anything, so orbax reads against the tree that was saved.
-    """
-    cfg = source.config
-    if source.hf:
-        return 0, hf.load(source.run_dir)[1]
-    plan = Plan.from_config(cfg.train, cfg.data.seq_len)
-    tx = make_optimizer(cfg.train, make_schedule(cfg.train, plan))
-
-    def factory() -> nnx.Module:
-        return build_model(cfg.model, source.vocab_size, cfg.data.seq_len, seed=cfg.train.seed)
-
-    template = jax.eval_shape(lambda: fresh_state(factory, tx))
-    ckpt_dir = source.run_dir / rundir.CKPT_DIR
-    if not ckpt_dir.is_dir():
-        raise ConfigError(f"init_from: no checkpoint in {source.run_dir} ({ckpt_dir} is missing)")
-    # Read-only: a damaged source is reported, never repaired (set aside) from here.
-    ckpt = Checkpointer(ckpt_dir, cfg.train.keep_ckpts, use_async=False, read_only=True)
-    try:
-        restored = ckpt.restore_latest(template)
-    finally:
-        ckpt.close()
-    if restored is None:
-        why = "".join(f"; step {s}: {e}" for s, e in list(ckpt.damaged.items())[:1])
-        raise ConfigError(f"init_from: no readable checkpoint in {ckpt_dir}{why}")
-    step, state = restored
-    return step, state["params"]
 
 
 def prepare(cfg: FinetuneConfig) -> tuple[FinetuneConfig, Source | None]:
@@ -334,121 +216,92 @@ def evaluate_task(eval_step: Any, params: Any, batches: list[Batch]) -> dict[str
 # ---------------------------------------------------------------- the run
 
 
-class FinetuneTrainer(Trainer):
-    """The pre-training loop on a task corpus, starting from the source's parameters."""
+def finetune_hooks(cfg: FinetuneConfig, source: Source | None, start: tuple | None) -> Hooks:
+    """How a fine-tune differs from pre-training: masked batches, the task eval (also of the
+    starting model, at step 0), the source's parameters, and its record fields.
 
-    def __init__(
-        self,
-        cfg: FinetuneConfig,
-        corpus: TaskCorpus,
-        run_dir: Path,
-        source: Source | None,
-        start: tuple[int, Any] | None = None,
-    ):
-        self.source = source
-        self.start = start  # (step, params) of the source when already read (restore_params)
-        super().__init__(cfg, corpus, run_dir)
-        self.eval_step = make_task_eval_step(self.graphdef)
-        self.record.update(self._finetune_record())
+    `start` is the source's (step, params) when already read (`restore_params`).
+    """
+    unread = {"start": start}
 
-    def _finetune_record(self) -> dict[str, Any]:
-        cfg, src = self.cfg, (self.source.record if self.source else {})
-        if cfg.train.tokens == 0:
-            self.record.update(total_steps=0, warmup_steps=0)
-        # The task's whole eval set: its problems and their answer tokens (padding rows aside).
-        masks_NxTp1 = np.concatenate([np.asarray(m) for _, m in self.val_batches])[:, 1:]
-        self.record.update(
-            val_sequences=int(masks_NxTp1.any(axis=1).sum()),
-            val_tokens_evaluated=int(masks_NxTp1.sum()),
+    def restored(trainer: Trainer, step: int) -> None:
+        if source is None:
+            return
+        if step > 0:  # this run's own checkpoint: resume it
+            previous = records.read_record(trainer.run_dir) or {}
+            trainer.record["source_step"] = previous.get("source_step")
+            return
+        source_step, params = unread.pop("start", None) or restore_params(source)
+        _check_same_tree(params, trainer.state["params"], source.run_dir)
+        # Parameters only: the optimizer state and schedule stay this run's fresh ones.
+        trainer.state = {**trainer.state, "params": trainer.layout.place(params)}
+        trainer.record["source_step"] = source_step
+
+    def started(trainer: Trainer, step: int) -> None:
+        if step == 0:  # the model as it starts, before any update
+            fields = trainer.evaluate(trainer.state["params"])
+            row = {"step": 0, "tokens": 0, **fields, "time": time.time()}
+            records.append_metrics(trainer.run_dir, row)
+
+    return Hooks(
+        masked=True,
+        make_eval_step=lambda graphdef, layout: make_task_eval_step(graphdef),
+        evaluate=lambda trainer, params: evaluate_task(
+            trainer.eval_step, params, trainer.val_batches
+        ),
+        record=functools.partial(_finetune_record, cfg, source),
+        restored=restored,
+        started=started,
+        finished=_task_fields,
+    )
+
+
+def _finetune_record(cfg: FinetuneConfig, source: Source | None, trainer: Trainer) -> dict:
+    """The record fields of a fine-tune: its task, its source, the eval set's size."""
+    src = source.record if source else {}
+    fields: dict[str, Any] = {}
+    if cfg.train.tokens == 0:
+        fields.update(total_steps=0, warmup_steps=0)
+    # The task's whole eval set: its problems and their answer tokens (padding rows aside).
+    masks_NxTp1 = np.concatenate([np.asarray(m) for _, m in trainer.val_batches])[:, 1:]
+    return {
+        **fields,
+        "val_sequences": int(masks_NxTp1.any(axis=1).sum()),
+        "val_tokens_evaluated": int(masks_NxTp1.sum()),
+        "task": cfg.task.name,
+        "task_kind": cfg.task.kind,
+        "few_shot": cfg.task.few_shot,
+        "init_from": cfg.init_from,
+        "source_run_name": src.get("run_name"),
+        "source_model": src.get("model"),
+        "source_n_params_nonembedding": src.get("n_params_nonembedding"),
+        "source_n_params_total": src.get("n_params_total"),
+        "source_tokens": src.get("tokens_seen"),
+        "source_status": src.get("status"),
+        "source_step": None,
+        "pretrain_final_val_loss": src.get("final_val_loss"),
+    }
+
+
+def _task_fields(trainer: Trainer, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The end-of-run record fields of a fine-tune: the last and the first task eval's."""
+    evals = [r for r in rows if "task_exact_match" in r]
+    fields: dict[str, Any] = {}
+    if evals:
+        fields.update({k: v for k, v in evals[-1].items() if k.startswith("task_")})
+        fields["final_val_loss"] = evals[-1]["val_loss"]
+        fields["final_val_loss_se"] = evals[-1].get("val_loss_se")
+        fields["final_val_bpb"] = evals[-1]["val_bpb"]
+    initial = [r for r in evals if r["step"] == 0]
+    if initial:
+        fields.update(
+            {
+                f"initial_{k}": v
+                for k, v in initial[0].items()
+                if k.startswith(("task_", "val_loss"))
+            }
         )
-        return {
-            "task": cfg.task.name,
-            "task_kind": cfg.task.kind,
-            "few_shot": cfg.task.few_shot,
-            "init_from": cfg.init_from,
-            "source_run_name": src.get("run_name"),
-            "source_model": src.get("model"),
-            "source_n_params_nonembedding": src.get("n_params_nonembedding"),
-            "source_n_params_total": src.get("n_params_total"),
-            "source_tokens": src.get("tokens_seen"),
-            "source_status": src.get("status"),
-            "source_step": None,
-            "pretrain_final_val_loss": src.get("final_val_loss"),
-        }
-
-    def _restore(self) -> int:
-        step = super()._restore()  # this run's own checkpoint: resume it
-        if step == 0 and self.source is not None:
-            source_step, params = self.start or restore_params(self.source)
-            self.start = None
-            _check_same_tree(params, self.state["params"], self.source.run_dir)
-            # Parameters only: the optimizer state and schedule stay this run's fresh ones.
-            self.state = {**self.state, "params": self.layout.place(params)}
-            self.record["source_step"] = source_step
-        elif self.source is not None:
-            self.record["source_step"] = self._stored_source_step()
-        return step
-
-    def _stored_source_step(self) -> int | None:
-        previous = records.read_record(self.run_dir) or {}
-        return previous.get("source_step")
-
-    def _compile(self) -> float:
-        start = time.perf_counter()
-        t, seq_len = self.cfg.train, self.cfg.data.seq_len
-        tokens = self.layout.batch_spec((t.batch_size, seq_len + 1), jnp.int32)
-        mask = self.layout.batch_spec((t.batch_size, seq_len + 1), jnp.bool_)
-        self.train_step = self.train_step.lower(self.state, LR_SPEC, tokens, mask).compile()
-        val_tokens = self.layout.batch_spec(self.val_batches[0][0].shape, jnp.int32)
-        self.eval_step = self.eval_step.lower(self.state["params"], val_tokens).compile()
-        return time.perf_counter() - start
-
-    def _evaluate(self) -> dict[str, Any]:
-        return evaluate_task(self.eval_step, self.state["params"], self.val_batches)
-
-    def _on_start(self, start_step: int) -> None:
-        if start_step == 0:  # the model as it starts, before any update
-            row = {"step": 0, "tokens": 0, **self._evaluate(), "time": time.time()}
-            records.append_metrics(self.run_dir, row)
-
-    def _best_val_so_far(self) -> float:
-        rows = records.read_metrics(self.run_dir)
-        return min(
-            (r["val_loss"] for r in rows if r["step"] > 0 and "val_loss" in r), default=math.inf
-        )
-
-    def evaluate_only(self) -> dict[str, Any]:
-        """Evaluate the starting model and record it as a completed run of 0 steps."""
-        try:
-            self._restore()
-            compile_s = self._compile()
-            self._on_start(0)
-        finally:
-            self.ckpt.close()
-        return self._finish(
-            0, records.STATUS_COMPLETED, None, math.inf, compile_s, time.perf_counter(), None, 0
-        )
-
-    def _finish(self, step: int, status: str, reason: str | None, *args: Any) -> dict[str, Any]:
-        record = super()._finish(step, status, reason, *args)
-        rows = records.read_metrics(self.run_dir)
-        evals = [r for r in rows if "task_exact_match" in r]
-        if evals:
-            record.update({k: v for k, v in evals[-1].items() if k.startswith("task_")})
-            record["final_val_loss"] = evals[-1]["val_loss"]
-            record["final_val_loss_se"] = evals[-1].get("val_loss_se")
-            record["final_val_bpb"] = evals[-1]["val_bpb"]
-        initial = [r for r in evals if r["step"] == 0]
-        if initial:
-            record.update(
-                {
-                    f"initial_{k}": v
-                    for k, v in initial[0].items()
-                    if k.startswith(("task_", "val_loss"))
-                }
-            )
-        records.write_record(self.run_dir, record)
-        return record
+    return fields
 
 
 def _check_same_tree(restored: Any, expected: Any, where: Path) -> None:
@@ -481,10 +334,13 @@ def finetune(cfg: FinetuneConfig) -> dict[str, Any]:
     new = source is not None and records.read_record(run_dir) is None
     start = restore_params(source) if new else None
     vocab = source.vocab_size if source else BYTE_VOCAB
-    return run_in_dir(
+    hooks = finetune_hooks(cfg, source, start)
+    with open_run(
         cfg,
         run_dir,
         make_corpus=lambda: TaskCorpus(build_task(cfg.task), seed=cfg.train.seed, vocab_size=vocab),
-        make_trainer=lambda corpus: FinetuneTrainer(cfg, corpus, run_dir, source, start),
-        go=lambda trainer: trainer.evaluate_only() if cfg.train.tokens == 0 else trainer.run(),
-    )
+        make_trainer=lambda corpus: Trainer(cfg, corpus, run_dir, hooks),
+    ) as opened:
+        if isinstance(opened, dict):
+            return opened
+        return loop.evaluate_only(opened) if cfg.train.tokens == 0 else loop.train([opened])[0]

@@ -147,15 +147,9 @@ def failure_reason(err: BaseException) -> str:
     return text.splitlines()[0][:500]
 
 
-def write_failed(run_dir: Path, record: dict[str, Any], err: BaseException) -> dict[str, Any]:
-    """Keep what a run had recorded, marked failed with the reason; the record written.
-
-    Written so that a sweep can go on and report the run (scaling.train.trainer.open_run and
-    scaling.train.group each still spell this out; they can call it instead).
-    """
-    failed = {**record, "status": records.STATUS_FAILED, "reason": failure_reason(err)}
-    records.write_record(run_dir, failed)
-    return failed
+def failed_record(record: dict[str, Any], err: BaseException) -> dict[str, Any]:
+    """`record` (what the run had, or only its name) as failed, with the one-line reason."""
+    return {**record, "status": records.STATUS_FAILED, "reason": failure_reason(err)}
 
 
 def completed_record(run_dir: Path) -> dict[str, Any] | None:

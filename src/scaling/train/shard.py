@@ -153,7 +153,7 @@ def make_layout(parallel: ParallelConfig, batch_size: int, grad_accum: int | Non
 
     Checked before anything is compiled: the device count is only known at run time, and every
     micro-batch (`batch_size / grad_accum` rows) must split evenly over the data axis. With
-    grad_accum None (chosen per device, scaling.train.trainer.microbatches) the batch must, and the
+    grad_accum None (chosen per device, scaling.train.optim.microbatches) the batch must, and the
     chosen micro-batches then do.
     """
     available = jax.device_count()

@@ -152,7 +152,7 @@ def finish(out_dir: Path, run_name: str, seed: int) -> subprocess.CompletedProce
 
 def final_params(run_dir: Path) -> tuple[int, Any]:
     """(step, params) of the run's latest checkpoint, read through orbax only."""
-    from scaling.tasks.finetune import load_source, restore_params
+    from scaling.train.source import load_source, restore_params
 
     return restore_params(load_source(str(run_dir)))
 
