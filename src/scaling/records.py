@@ -1,15 +1,15 @@
-"""Run records: record.json and metrics.jsonl written and read, and run dirs -> one tidy table.
+"""Run records: record.json (a typed `Record`) and metrics.jsonl, written and read; the runs table.
 
 The training side writes a run's files through this module, atomically (temp file in the same
 directory, fsync, rename: a run killed at any instant leaves the old or the new version, never
 half of one); the metrics log is append-only and cut back to the restored step on resume. The
 analysis side reads only these files or the table built from them, never model code, so a
-laptop can re-fit what a cluster trained:
+laptop can re-fit what a cluster trained. A record holds only the fields `Record` declares: one
+with another field or without its run name and status is refused, naming the file and the field,
+on write and on read; the file carries the schema version it was written in.
 
     python -m scaling.records runs/            # writes runs/records.csv and runs/records.parquet
 """
-
-from __future__ import annotations
 
 import argparse
 import io
@@ -18,7 +18,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Required, TypedDict
 
 import pandas as pd
 
@@ -66,21 +66,161 @@ def writes_enabled() -> bool:
     return _writes_enabled
 
 
-def write_record(run_dir: Path, record: dict[str, Any]) -> None:
+SCHEMA_VERSION = 1
+
+
+class Record(TypedDict, total=False):
+    """A run's record.json, field by field. A run writes it when it starts (status running) and
+    again when it ends; a point that failed before its run started has only a few fields."""
+
+    # The table's leading columns, in this order (`TABLE_COLUMNS`); counting conventions are named,
+    # never implicit: N in three conventions, FLOPs in three.
+    run_name: Required[str]
+    status: Required[str]  # one of the STATUS_* above
+    reason: str | None  # why it stopped, failed or diverged; None when it completed
+    model: str | None
+    arch: str
+    d_model: int
+    n_layers: int
+    n_heads: int
+    n_params_total: int
+    n_params_nonembedding: int
+    n_params_with_head: int
+    corpus: str
+    tokenizer: str
+    vocab_size: int
+    seq_len: int
+    tokens_target: int | None
+    tokens_seen: int
+    unique_tokens: int | None  # distinct training tokens (None: a stream without repeats)
+    epochs: float | None
+    steps: int
+    flops_6n: float
+    flops_6n_attn: float
+    flops_chinchilla: float
+    lr: float | None
+    batch_size: int | None
+    schedule: str
+    seed: int | None
+    final_train_loss: float | None
+    final_val_loss: float | None
+    best_val_loss: float | None
+    final_val_bpb: float | None
+    entropy_nats_per_token: float | None  # the corpus's known entropy, where it has one
+    wall_time_s: float
+    compile_time_s: float
+    tokens_per_s: float | None
+    mfu: float | None
+    device_kind: str
+    # The rest of the model, data and plan.
+    d_ff: int
+    flops_per_token_6n: float
+    flops_per_token_6n_attn: float
+    flops_per_token_chinchilla: float
+    bytes_per_token: float
+    data: dict[str, Any]  # the corpus's own description
+    val_sequences: int
+    val_tokens_evaluated: int
+    grad_accum: int
+    total_steps: int
+    warmup_steps: int
+    final_val_loss_se: float | None
+    step_time_s: float | None
+    # Where it ran, and on what code.
+    backend: str
+    n_devices: int
+    n_processes: int
+    parallel: str
+    state_bytes_per_device: int
+    peak_flops_per_s: float | None
+    versions: dict[str, str | None]
+    git_commit: str | None
+    tracker: dict[str, Any]
+    # How it got here: resumed, diverged, trained in a group of runs of one shape.
+    resumed_from_step: int | None
+    diverged_step: int
+    group_id: str
+    group_size: int
+    group_runs: list[str]
+    # A fine-tune or a from-scratch task run: the task, its source, and the task metrics at the
+    # end and at step 0 (`tasks.metrics.METRICS`).
+    task: str
+    task_kind: str
+    few_shot: int
+    init_from: str | None
+    source_run_name: str | None
+    source_model: str | None
+    source_status: str | None
+    source_n_params_total: int | None
+    source_n_params_nonembedding: int | None
+    source_step: int | None
+    source_tokens: int | None
+    pretrain_final_val_loss: float | None
+    task_exact_match: float
+    task_token_accuracy: float
+    task_edit_distance: float
+    task_answer_logprob: float
+    task_brier: float
+    task_n_eval: int
+    task_resolution: float
+    initial_val_loss: float
+    initial_val_loss_se: float
+    initial_task_exact_match: float
+    initial_task_token_accuracy: float
+    initial_task_edit_distance: float
+    initial_task_answer_logprob: float
+    initial_task_brier: float
+    initial_task_n_eval: int
+    initial_task_resolution: float
+
+
+RECORD_FIELDS = frozenset(Record.__annotations__)
+_VERSION_KEY = "schema_version"  # in the file only: read_record checks it and drops it
+
+
+class RecordError(ValueError):
+    """A record.json that is not a `Record` of this schema version."""
+
+
+def check_record(record: dict[str, Any], where: Path) -> Record:
+    """`record` as a Record; RecordError naming `where` and the field when it is not one."""
+    unknown = sorted(set(record) - RECORD_FIELDS)
+    if unknown:
+        raise RecordError(f"{where}: unknown record field {', '.join(unknown)}")
+    missing = sorted(Record.__required_keys__ - set(record))
+    if missing:
+        raise RecordError(f"{where}: record lacks {', '.join(missing)}")
+    return record  # type: ignore[return-value]  # checked above: a dict with Record's keys
+
+
+def write_record(run_dir: Path, record: Record | dict[str, Any]) -> None:
     if not _writes_enabled:
         return
-    text = json.dumps(record, indent=2, sort_keys=False, default=_json_default)
-    atomic_write_text(Path(run_dir) / RECORD_FILE, text + "\n")
+    path = Path(run_dir) / RECORD_FILE
+    check_record(dict(record), path)
+    text = json.dumps(
+        {_VERSION_KEY: SCHEMA_VERSION, **record}, indent=2, sort_keys=False, default=_json_default
+    )
+    atomic_write_text(path, text + "\n")
 
 
-def read_record(run_dir: Path) -> dict[str, Any] | None:
-    """The run's record, or None when it has none (never started) or it is unreadable."""
+def read_record(run_dir: Path) -> Record | None:
+    """The run's record, or None when it has none (never started) or it is unreadable JSON;
+    RecordError when it is JSON but not a Record of this schema version."""
     path = Path(run_dir) / RECORD_FILE
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
     except (FileNotFoundError, UnicodeDecodeError, json.JSONDecodeError):
         return None
-    return record if isinstance(record, dict) else None
+    if not isinstance(record, dict):
+        return None
+    # Records written before the version was stored are version 1.
+    version = record.pop(_VERSION_KEY, 1)
+    if version != SCHEMA_VERSION:
+        raise RecordError(
+            f"{path}: schema version {version!r}, this code reads version {SCHEMA_VERSION}"
+        )
+    return check_record(record, path)
 
 
 def append_metrics(run_dir: Path, row: dict[str, Any]) -> None:
@@ -132,48 +272,10 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
-# The leading columns, in this order; any other record field follows, sorted by name.
-# Counting conventions are named, never implicit: N in three conventions, FLOPs in three.
-CORE_COLUMNS = [
-    "run_name",
-    "run_dir",
-    "status",
-    "reason",
-    "model",
-    "arch",
-    "d_model",
-    "n_layers",
-    "n_heads",
-    "n_params_total",
-    "n_params_nonembedding",
-    "n_params_with_head",
-    "corpus",
-    "tokenizer",
-    "vocab_size",
-    "seq_len",
-    "tokens_target",
-    "tokens_seen",
-    "unique_tokens",
-    "epochs",
-    "steps",
-    "flops_6n",
-    "flops_6n_attn",
-    "flops_chinchilla",
-    "lr",
-    "batch_size",
-    "schedule",
-    "seed",
-    "final_train_loss",
-    "final_val_loss",
-    "best_val_loss",
-    "final_val_bpb",
-    "entropy_nats_per_token",
-    "wall_time_s",
-    "compile_time_s",
-    "tokens_per_s",
-    "mfu",
-    "device_kind",
-]
+# The table's leading columns: Record's own up to device_kind, with where the run dir is; any
+# other field follows, sorted by name.
+_LEADING = list(Record.__annotations__)
+TABLE_COLUMNS = ["run_name", "run_dir", *_LEADING[1 : _LEADING.index("device_kind") + 1]]
 
 
 def find_run_dirs(root: Path) -> Iterator[Path]:
@@ -203,7 +305,7 @@ def flatten(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def collect(root: Path) -> pd.DataFrame:
-    """One row per run under `root`, core columns first; empty (with the core columns) if none."""
+    """One row per run under `root`, the leading columns first; empty (with them) if none."""
     root = Path(root)
     rows = []
     for run_dir in find_run_dirs(root):
@@ -212,8 +314,8 @@ def collect(root: Path) -> pd.DataFrame:
             continue
         rows.append({**flatten(record), "run_dir": str(run_dir.relative_to(root))})
     table = pd.DataFrame(rows)
-    extra = sorted(c for c in table.columns if c not in CORE_COLUMNS)
-    return table.reindex(columns=CORE_COLUMNS + extra)
+    extra = sorted(c for c in table.columns if c not in TABLE_COLUMNS)
+    return table.reindex(columns=TABLE_COLUMNS + extra)
 
 
 def collect_curves(root: Path) -> pd.DataFrame:
