@@ -180,13 +180,15 @@ bench-gpu: $(STAMP)
 		ls -l $(addprefix $(PERF_OUT)/,gpu.md gpu.json multimodel_gpu.md gpu-ladder.md \
 		gpu-ladder.json gpu-v50k.md gpu-v50k.json) || true
 
-test: $(STAMP)
-	$(PY) -m ruff check src experiments tests
+# The tests, after the lint: CI runs both (.ci/run calls make test).
+test: lint
 	$(PY) -m pytest -q --durations=15
 
+# ruff's rules and format, and mypy's type check (settings in pyproject.toml).
 lint: $(STAMP)
 	$(PY) -m ruff check src experiments tests
 	$(PY) -m ruff format --check src experiments tests
+	$(PY) -m mypy
 
 ladder: $(STAMP)
 	$(PY) -m scaling.sweep.ladder --readme README.md
