@@ -10,7 +10,7 @@ import argparse
 import sys
 
 from scaling.config import ConfigError
-from scaling.model.hf import export_run
+from scaling.train.source import export_run
 
 
 def main(argv: list[str] | None = None) -> int:

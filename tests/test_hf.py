@@ -27,6 +27,7 @@ from conftest import ROOT
 from scaling.config import ConfigError, ModelConfig, resolve_model
 from scaling.model import accounting, hf
 from scaling.model.transformer import build_model
+from scaling.train.source import export_run
 
 FIXTURES = ROOT / "tests" / "fixtures" / "hf"
 KINDS = ("gpt2", "llama")
@@ -130,7 +131,7 @@ def test_finetune_from_hf_then_export_the_finished_run(tiny_config, tmp_path):
     assert record["status"] == "completed" and record["init_from"] == f"hf:{FIXTURES / 'llama'}"
     assert record["n_params_total"] == 34976 and record["vocab_size"] == 256
     # The run starts from the imported model: its step-0 evaluation is that model's.
-    out = hf.export_run(tmp_path / "runs" / "ft-hf", tmp_path / "exported")
+    out = export_run(tmp_path / "runs" / "ft-hf", tmp_path / "exported")
     spec, params = hf.load(out)
     ref = load_file(str(FIXTURES / "llama" / "reference.safetensors"))
     moved = logits_of(spec, params, ref["tokens"])

@@ -224,10 +224,11 @@ def test_record_failure_names_the_key_and_never_clobbers_a_completed_run(tmp_pat
     assert record["status"] == "failed"
     assert record["reason"] == "ConfigError: train.lr=-1.0 must be positive"
     (tmp_path / "done").mkdir()
-    (tmp_path / "done" / "record.json").write_text('{"status": "completed"}')
+    done = '{"run_name": "done", "status": "completed"}'
+    (tmp_path / "done" / "record.json").write_text(done)
     cfg = OmegaConf.create({"out_dir": str(tmp_path), "run_name": "done"})
     record_failure(cfg, RuntimeError("boom"))
-    assert json.loads((tmp_path / "done" / "record.json").read_text()) == {"status": "completed"}
+    assert (tmp_path / "done" / "record.json").read_text() == done
     cfg = OmegaConf.create({"out_dir": str(tmp_path), "run_name": "../escape"})
     assert record_failure(cfg, RuntimeError("boom")) is None
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad", "done"]

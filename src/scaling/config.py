@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import json
 import re
 import typing
 from dataclasses import dataclass, field
@@ -452,3 +453,34 @@ def validate(cfg: PretrainConfig) -> PretrainConfig:
         f"run_name={cfg.run_name!r} must be one path component of letters, digits and ._=+,-",
     )
     return dataclasses.replace(cfg, model=m)
+
+
+# Train settings each run of a group may set for itself (scaling.train.loop gives each run its
+# own schedule, data order and cadence); every other setting must be equal across the group.
+PER_RUN_TRAIN_KEYS = (
+    "tokens",
+    "lr",
+    "schedule",
+    "warmup_tokens",
+    "min_lr_ratio",
+    "decay_fraction",
+    "seed",
+    "eval_every",
+    "eval_batches",
+    "log_every",
+    "ckpt_every",
+    "keep_ckpts",
+    "async_ckpt",
+    "stop_at_step",
+    "progress",
+)
+
+
+def group_key(cfg: PretrainConfig) -> str:
+    """What runs trained together must share: every setting but the per-run ones and names."""
+    shared = to_dict(cfg)
+    for key in ("run_name", "out_dir"):
+        shared.pop(key)
+    for key in PER_RUN_TRAIN_KEYS:
+        shared["train"].pop(key)
+    return json.dumps(shared, sort_keys=True)

@@ -377,21 +377,6 @@ def hf_path(init_from: str) -> Path:
     return Path(init_from[len(PREFIX) :]).expanduser().absolute()
 
 
-def export_run(run_dir: str | Path, out: str | Path) -> Path:
-    """Write a run's latest checkpoint (pre-training or fine-tuning) as an HF directory."""
-    from scaling.train.source import read_run, restore_params  # JAX only when exporting
-
-    source = read_run(str(run_dir))
-    model = source.config.model
-    export_kind(model)  # an architecture neither family has fails before the restore
-    vocab = source.record.get("vocab_size")
-    if not vocab:
-        raise ConfigError(f"{source.run_dir}: record.json gives no vocab_size to export")
-    _, params = restore_params(source)
-    positions = model.max_positions or source.config.data.seq_len
-    return save(out, model, jax_to_numpy(params), vocab, positions)
-
-
 def jax_to_numpy(params: dict[str, Any]) -> dict[str, Any]:
     """A parameter tree with every leaf as a host float32 array."""
     if isinstance(params, dict):

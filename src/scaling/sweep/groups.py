@@ -7,46 +7,16 @@ points carried in `group_runs`; the entry point turns them back into configs (`g
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from scaling.config import PretrainConfig, to_dataclass, to_dict, validate
+from scaling.config import PretrainConfig, group_key, to_dataclass, to_dict, validate
 from scaling.sweep.grid import Point
 
-# Train settings each run of a group may set for itself (scaling.train.loop gives each run its own
-# schedule, data order and cadence); every other setting must be equal across the group.
-PER_RUN_TRAIN_KEYS = (
-    "tokens",
-    "lr",
-    "schedule",
-    "warmup_tokens",
-    "min_lr_ratio",
-    "decay_fraction",
-    "seed",
-    "eval_every",
-    "eval_batches",
-    "log_every",
-    "ckpt_every",
-    "keep_ckpts",
-    "async_ckpt",
-    "stop_at_step",
-    "progress",
-)
 # The override by which a sweep job carries the other runs of its group: a list of strings, each
 # the dotted overrides (space-separated) that turn the job's own config into one more run's.
 GROUP_KEY = "group_runs"
-
-
-def group_key(cfg: PretrainConfig) -> str:
-    """What runs trained together must share: every setting but the per-run ones and names."""
-    shared = to_dict(cfg)
-    for key in ("run_name", "out_dir"):
-        shared.pop(key)
-    for key in PER_RUN_TRAIN_KEYS:
-        shared["train"].pop(key)
-    return json.dumps(shared, sort_keys=True)
 
 
 def member_overrides(point: Point) -> str:

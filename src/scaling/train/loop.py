@@ -3,7 +3,7 @@
 Data order is a pure function of (seed, step), so a run restored from a checkpoint at step k
 continues exactly as if it had never stopped. K = 1 steps with the run's own jitted step (on
 its mesh, if it has one); K > 1 runs share a model shape and optimizer structure
-(`scaling.sweep.groups.group_key`) and are stacked, every state leaf with a leading axis K, and
+(`scaling.config.group_key`) and are stacked, every state leaf with a leading axis K, and
 one vmapped step advances all of them per dispatch. Each keeps its own seed, learning rate,
 schedule and token budget, and its own run dir, exactly as when it trains alone. A run that
 ends (finished, stopped, diverged) is finalised and dropped from the stack, which is recompiled

@@ -16,9 +16,8 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from scaling import records
-from scaling.config import ConfigError, PretrainConfig, run_dir_of, to_dict, validate
+from scaling.config import ConfigError, PretrainConfig, group_key, run_dir_of, to_dict, validate
 from scaling.data import build_corpus
-from scaling.sweep.groups import group_key
 from scaling.train import loop, rundir
 from scaling.train.run import Trainer, enable_compilation_cache, open_run
 from scaling.train.rundir import record_failure
@@ -63,7 +62,7 @@ def pretrain_group(cfgs: Sequence[PretrainConfig]) -> list[dict[str, Any]]:
                 if group_key(cfg) != key:
                     raise ConfigError(
                         f"run_name={cfg.run_name} differs from {cfgs[0].run_name} in a setting "
-                        "that runs trained together must share (see scaling.sweep.groups.group_key)"
+                        "that runs trained together must share (see scaling.config.group_key)"
                     )
                 opened = held.enter_context(open_pretrain(cfg))
             except Exception as err:

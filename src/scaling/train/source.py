@@ -123,3 +123,16 @@ def restore_params(source: Source) -> tuple[int, Any]:
         raise ConfigError(f"init_from: no readable checkpoint in {ckpt_dir}{why}")
     step, state = restored
     return step, state["params"]
+
+
+def export_run(run_dir: str | Path, out: str | Path) -> Path:
+    """Write a run's latest checkpoint (pre-training or fine-tuning) as an HF directory."""
+    source = read_run(str(run_dir))
+    model = source.config.model
+    hf.export_kind(model)  # an architecture neither family has fails before the restore
+    vocab = source.record.get("vocab_size")
+    if not vocab:
+        raise ConfigError(f"{source.run_dir}: record.json gives no vocab_size to export")
+    _, params = restore_params(source)
+    positions = model.max_positions or source.config.data.seq_len
+    return hf.save(out, model, hf.jax_to_numpy(params), vocab, positions)

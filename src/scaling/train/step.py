@@ -176,7 +176,7 @@ def _train_step(
 def make_group_step(graphdef: Any, train: TrainConfig, z_loss: float, grad_accum: int) -> Any:
     """The single-run step vmapped over (state, batch, lr table); the stacked state is donated.
 
-    `train` gives the settings the runs share (`scaling.sweep.groups.group_key`); each run's
+    `train` gives the settings the runs share (`scaling.config.group_key`); each run's
     learning rate comes from its own row of the table, indexed by its optimizer's step count.
     """
 
