@@ -26,7 +26,8 @@ import numpy as np
 
 from scaling.config import ConfigError, DataConfig
 from scaling.data import Corpus
-from scaling.tasks.generators import Task, build_task, task_config
+from scaling.tasks.generators import build_task, task_config
+from scaling.tasks.task import Task
 
 _TRAIN_STREAM = 0x7A5C01  # default_rng([seed, _TRAIN_STREAM, step]): apart from corpus streams
 _VAL_STREAM = 0x7A5C02  # default_rng([_VAL_STREAM, k]) for validation batch k

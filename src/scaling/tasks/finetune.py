@@ -47,7 +47,9 @@ from scaling.config import (
 from scaling.model import hf
 from scaling.model.transformer import build_model
 from scaling.tasks import metrics
-from scaling.tasks.generators import PAD_ID, Task, build_task
+from scaling.tasks.examples import PAD_ID
+from scaling.tasks.generators import build_task
+from scaling.tasks.task import Task
 from scaling.train import rundir
 from scaling.train.checkpoint import Checkpointer
 from scaling.train.trainer import (
