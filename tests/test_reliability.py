@@ -22,7 +22,7 @@ from omegaconf import OmegaConf
 from conftest import ROOT, TINY, compose_config
 from scaling import records
 from scaling.config import ConfigError, run_dir_of
-from scaling.data import build_corpus
+from scaling.data.build import build_corpus
 from scaling.sweep.grid import Point, record_failure, write_manifest
 from scaling.tools.faults import campaign as reliability
 from scaling.train import rundir

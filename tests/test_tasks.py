@@ -15,7 +15,8 @@ import pytest
 from conftest import CONF_DIR, compose_config
 from scaling.config import ConfigError, DataConfig, SyntheticConfig, TaskConfig, TaskMixConfig
 from scaling.config import validate as validate_config
-from scaling.data import SyntheticCorpus, build_corpus
+from scaling.data.build import build_corpus
+from scaling.data.synthetic import SyntheticCorpus
 from scaling.data.taskmix import TaskMixCorpus
 from scaling.tasks.examples import (
     PAD_ID,

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from scaling.data import Corpus
+from scaling.data.corpus import Corpus
 
 _STREAM = 0xBAD0A7A  # default_rng([seed, _STREAM, step]): apart from every corpus stream
 

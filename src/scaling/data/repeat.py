@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from scaling.config import ConfigError
-from scaling.data import Corpus
+from scaling.data.corpus import Corpus
 
 _POOL_CHUNK = 64  # rows per base batch when reading the pool
 _PERM_STREAM = 0x5E9EA7  # default_rng([seed, _PERM_STREAM, epoch]): apart from corpus streams

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from scaling.config import ConfigError, DataConfig
-from scaling.data import Corpus
+from scaling.data.corpus import Corpus
 from scaling.tasks.generators import build_task, task_config
 from scaling.tasks.task import Task
 

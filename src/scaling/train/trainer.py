@@ -34,7 +34,8 @@ from scaling.config import (
     to_dict,
     validate,
 )
-from scaling.data import Corpus, build_corpus
+from scaling.data.build import build_corpus
+from scaling.data.corpus import Corpus
 from scaling.model import accounting
 from scaling.model.transformer import Transformer, build_model, compute_dtype
 from scaling.provenance import git_commit, versions
