@@ -41,8 +41,8 @@ def test_signals_save_exit_with_their_status_and_resume_exactly(reference):
     # preempted; SIGUSR1 takes the same path, test_shard sends it), Ctrl-C once (exit 130,
     # interrupted, how to resume) and Ctrl-C twice (stopped at once); then finished,
     # bit-identical to the run left alone.
-    stops = [(signal.SIGTERM, 1), (signal.SIGINT, 1), (signal.SIGINT, 2)]
-    trials = stops.signal_trials(reference.parent, reference, stops, random.Random(2), "stopped")
+    sequence = [(signal.SIGTERM, 1), (signal.SIGINT, 1), (signal.SIGINT, 2)]
+    trials = stops.signal_trials(reference.parent, reference, sequence, random.Random(2), "stopped")
     assert [t.kind for t in trials] == [runner.PREEMPT] + [runner.INTERRUPT] * 2
     assert all(t.ok for t in trials), [(t.name, t.detail) for t in trials if not t.ok]
 

@@ -28,7 +28,7 @@ from scaling.tools.faults import bad_inputs, campaign, damage, report, runner, s
 from scaling.train import rundir
 from scaling.train.trainer import pretrain
 
-HOLD = "import sys, time; from scaling import rundir\nwith rundir.file_lock(sys.argv[1]):\n"
+HOLD = "import sys, time; from scaling.train import rundir\nwith rundir.file_lock(sys.argv[1]):\n"
 HOLD += "    print('held', flush=True); time.sleep(600)\n"
 
 
