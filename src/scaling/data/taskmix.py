@@ -77,7 +77,7 @@ class TaskMixCorpus:
     tokenizer = "byte"
     vocab_size = 256
 
-    def __init__(self, base: Corpus, tasks: Sequence[Task], fraction: float, seed: int):
+    def __init__(self, base: Corpus, tasks: Sequence[Task], fraction: float, seed: int) -> None:
         if base.tokenizer != "byte" or base.vocab_size != 256:
             raise ConfigError(
                 f"data.task_mix needs a byte corpus; {base.name} has tokenizer={base.tokenizer} "
