@@ -12,8 +12,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from scaling.bench import measure, runner, tables
+from scaling.bench.measure import SIDES, Budget
+from scaling.bench.runner import bench_shapes, ladder_memory, now_utc, run_report
 from scaling.bench.shapes import CPU_SHAPES, GPU_SHAPES, SHAPES, Shape
+from scaling.bench.tables import markdown
 from scaling.bench.variants import parse_variants
 from scaling.provenance import git_commit
 from scaling.sweep.ladder import ladder
@@ -24,7 +26,7 @@ def parser(description: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--device", choices=("cpu", "gpu"), default=None, help="default: detected")
     p.add_argument("--shapes", default=None, help=f"comma-separated, of {sorted(SHAPES)}")
-    p.add_argument("--sides", default=None, help=f"comma-separated, of {list(measure.SIDES)}")
+    p.add_argument("--sides", default=None, help=f"comma-separated, of {list(SIDES)}")
     p.add_argument("--reps", type=int, default=5, help="interleaved blocks per side")
     p.add_argument("--block-s", type=float, default=3.0, help="seconds per timed block")
     p.add_argument("--warmup", type=int, default=3, help="untimed steps per side first")
@@ -92,8 +94,8 @@ def run(
         if uneven:
             p.error(f"--grad-accum {args.grad_accum}: does not divide the batch of {uneven}")
     sides = tuple(args.sides.split(",")) if args.sides else None
-    if sides and set(sides) - set(measure.SIDES):
-        p.error(f"--sides: unknown {sorted(set(sides) - set(measure.SIDES))}")
+    if sides and set(sides) - set(SIDES):
+        p.error(f"--sides: unknown {sorted(set(sides) - set(SIDES))}")
     try:
         variants = parse_variants(args.variant, shapes)  # before any child starts
     except ValueError as err:
@@ -110,7 +112,7 @@ def run(
     rungs = None
     if args.ladder:
         wanted = None if args.ladder == "all" else set(args.ladder.split(","))
-        rungs = [  # the largest first (runner.ladder_memory)
+        rungs = [  # the largest first (ladder_memory)
             Shape(c.name, c.n_layers, c.d_model, c.n_heads, 256, args.ladder_batch, 1024)
             for c in reversed(ladder())
             if wanted is None or c.name in wanted
@@ -118,10 +120,10 @@ def run(
         if wanted and len(rungs) != len(wanted):
             p.error(f"--ladder: unknown rungs {sorted(wanted - {r.name for r in rungs})}")
 
-    budget = measure.Budget(args.budget_s)  # counted from here, where the children start
+    budget = Budget(args.budget_s)  # counted from here, where the children start
     report = {
         "command": "python " + shlex.join(["experiments/bench.py", *argv]),
-        "date": runner.now_utc(),
+        "date": now_utc(),
         "git_commit": git_commit(),
         "device": device,
         "reps": args.reps,
@@ -129,7 +131,7 @@ def run(
         "budget_s": args.budget_s,
         "variants": variants,
     }
-    shape_rows = runner.bench_shapes(
+    shape_rows = bench_shapes(
         shapes, device, sides, args.reps, args.block_s, args.warmup, args.grad_accum,
         variants, budget,
     )  # fmt: skip
@@ -137,13 +139,13 @@ def run(
     if rungs is not None:
         report["ladder_seq_len"], report["ladder_batch_size"] = 1024, args.ladder_batch
         report["ladder_memory_cap_gib"] = cap
-        ladder_rows = runner.ladder_memory(
+        ladder_rows = ladder_memory(
             rungs, device, reps=1, block_s=args.block_s, warmup=2, cap_gib=cap, budget=budget
         )
     out = args.out or results / device
-    measured = runner.run_report(report, out, shape_rows, ladder_rows)
+    measured = run_report(report, out, shape_rows, ladder_rows)
     print(f"wrote {out.with_suffix('.md')} and {out.with_suffix('.json')}", file=sys.stderr)
-    print(tables.markdown(report))
+    print(markdown(report))
     if not measured:
         print("nothing measured: every shape failed or was skipped", file=sys.stderr)
         return 1
