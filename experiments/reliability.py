@@ -9,7 +9,8 @@ import tempfile
 from pathlib import Path
 
 from scaling import records
-from scaling.tools.faults.campaign import run_campaign, to_markdown
+from scaling.tools.faults.campaign import run_campaign
+from scaling.tools.faults.report import to_markdown
 
 
 def main() -> int:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from scaling.bench import measure, variants
+from scaling.bench import measure, runner, tables, variants
 from scaling.bench.shapes import Shape
 
 TINY = Shape("tiny", n_layers=1, d_model=32, n_heads=2, vocab_size=64, batch_size=2, seq_len=16)
@@ -33,13 +33,13 @@ def test_our_side_measured_and_tabled():
     assert row["ratios"] == {}
     report = {
         "command": "python experiments/bench.py",
-        "date": measure.now_utc(),
+        "date": runner.now_utc(),
         "reps": 2,
         "block_s": 0.01,
         "machine": measure.machine(),
         "shapes": [row, {"shape": row["shape"], "error": "out of memory", "oom": True}],
     }
-    table = measure.markdown(report)
+    table = tables.markdown(report)
     assert "| tiny | 1 | 32 | 64 | 2x16 | ours | 1 |" in table  # 32 tokens: one micro-batch
     assert "| failed | | out of memory |" in table
 
@@ -51,9 +51,9 @@ def test_matmul_ceiling_measured_and_stated():
     assert 0 < rate < math.inf
     report = {"command": "c", "date": "d", "reps": 1, "block_s": 0.01, "shapes": []}
     report["machine"] = {**measure.machine(), "matmul_tflops": 788.4}
-    assert "- bf16 matmul measured on this device: 788 TFLOP/s" in measure.markdown(report)
+    assert "- bf16 matmul measured on this device: 788 TFLOP/s" in tables.markdown(report)
     report["machine"] = measure.machine()
-    assert "matmul measured" not in measure.markdown(report)
+    assert "matmul measured" not in tables.markdown(report)
 
 
 def test_grad_accum_sets_our_micro_batches():
@@ -136,9 +136,9 @@ def test_variant_sides_measured_next_to_ours():
     for side in row["sides"].values():  # every variant trains the same model
         assert 0 < side["final_loss"] < math.log(TINY.vocab_size)
     assert set(row["ratios"]) == {"ours/ours-xla", "ours/ours-remat"}
-    report = {"command": "bench", "date": measure.now_utc(), "reps": 2, "block_s": 0.01}
+    report = {"command": "bench", "date": runner.now_utc(), "reps": 2, "block_s": 0.01}
     report.update(machine=measure.machine(), shapes=[row], variants=found)
-    table = measure.markdown(report)
+    table = tables.markdown(report)
     assert "| tiny | 1 | 32 | 64 | 2x16 | ours-xla | 1 |" in table
     assert "ours-remat: remat=True" in table
 
@@ -150,9 +150,9 @@ def test_a_deadline_leaves_out_the_sides_it_cannot_afford():
     row = measure.measure_shape(TINY, ("ours",), 1, 0.01, 1, variants=found, deadline=time.time())
     assert list(row["sides"]) == ["ours"] and row["sides"]["ours"]["tokens_per_s"] > 0
     assert "not set up" in row["skipped_sides"]["ours-xla"]
-    report = {"command": "bench", "date": measure.now_utc(), "reps": 1, "block_s": 0.01}
+    report = {"command": "bench", "date": runner.now_utc(), "reps": 1, "block_s": 0.01}
     report.update(machine=measure.machine(), shapes=[row])
-    assert "| tiny | 1 | 32 | 64 | 2x16 | ours-xla | | skipped: not set up" in measure.markdown(
+    assert "| tiny | 1 | 32 | 64 | 2x16 | ours-xla | | skipped: not set up" in tables.markdown(
         report
     )
 
@@ -165,9 +165,9 @@ def test_a_variant_that_fails_leaves_ours_measured():
     )
     assert list(row["sides"]) == ["ours"] and row["sides"]["ours"]["tokens_per_s"] > 0
     assert "ours-cudnn" in row["failed_sides"]
-    report = {"command": "bench", "date": measure.now_utc(), "reps": 1, "block_s": 0.01}
+    report = {"command": "bench", "date": runner.now_utc(), "reps": 1, "block_s": 0.01}
     report.update(machine=measure.machine(), shapes=[row])
-    assert "| tiny | 1 | 32 | 64 | 2x16 | ours-cudnn | | failed: " in measure.markdown(report)
+    assert "| tiny | 1 | 32 | 64 | 2x16 | ours-cudnn | | failed: " in tables.markdown(report)
 
 
 def test_variants_keep_to_their_share_of_the_budget():
@@ -203,17 +203,17 @@ def test_rung_verdict_against_the_cap():
     def ran(peak):
         return {"shape": {"name": "r"}, "sides": {"ours": {"peak_memory_bytes": peak}}}
 
-    assert measure.rung_verdict(ran(79 * gib), 80 * gib) == "fits"
-    assert measure.rung_verdict(ran(81 * gib), 80 * gib) == "over"
-    assert measure.rung_verdict(ran(81 * gib), None) == "fits"
-    assert measure.rung_verdict(ran(None), 80 * gib) == "fits"
-    assert measure.rung_verdict({"error": "RESOURCE_EXHAUSTED", "oom": True}, 80 * gib) == "oom"
-    assert measure.rung_verdict({"error": "timed out after 9 s", "oom": False}, None) == "error"
-    assert measure.rung_verdict({"skipped": "not run"}, None) == "skipped"
+    assert runner.rung_verdict(ran(79 * gib), 80 * gib) == "fits"
+    assert runner.rung_verdict(ran(81 * gib), 80 * gib) == "over"
+    assert runner.rung_verdict(ran(81 * gib), None) == "fits"
+    assert runner.rung_verdict(ran(None), 80 * gib) == "fits"
+    assert runner.rung_verdict({"error": "RESOURCE_EXHAUSTED", "oom": True}, 80 * gib) == "oom"
+    assert runner.rung_verdict({"error": "timed out after 9 s", "oom": False}, None) == "error"
+    assert runner.rung_verdict({"skipped": "not run"}, None) == "skipped"
     rows = [{"shape": {"name": n}, "n_params_total": p, "verdict": v} for n, p, v in [
             ("d", 4, "over"), ("c", 3, "fits"), ("b", 2, "fits"), ("a", 1, "skipped")]]  # fmt: skip
-    assert measure.largest_rung(rows) == "c"  # the ladder runs the largest rung first
-    assert measure.largest_rung([]) is None
+    assert runner.largest_rung(rows) == "c"  # the ladder runs the largest rung first
+    assert runner.largest_rung([]) is None
 
 
 def test_budget_spent_skips_the_rest_and_writes_the_tables(tmp_path):
@@ -228,13 +228,13 @@ def test_budget_spent_skips_the_rest_and_writes_the_tables(tmp_path):
 
     other = dataclasses.replace(TINY, name="tiny2")
     shape_rows = spend_after_first(
-        measure.bench_shapes([TINY, other], "cpu", ("ours",), 1, 0.01, 1, budget=budget)
+        runner.bench_shapes([TINY, other], "cpu", ("ours",), 1, 0.01, 1, budget=budget)
     )
-    ladder_rows = measure.ladder_memory([TINY], "cpu", 1, 0.01, 1, cap_gib=80, budget=budget)
-    report = {"command": "bench", "date": measure.now_utc(), "device": "cpu", "reps": 1}
+    ladder_rows = runner.ladder_memory([TINY], "cpu", 1, 0.01, 1, cap_gib=80, budget=budget)
+    report = {"command": "bench", "date": runner.now_utc(), "device": "cpu", "reps": 1}
     report.update(block_s=0.01, budget_s=600, ladder_seq_len=16, ladder_batch_size=2)
     report["ladder_memory_cap_gib"] = 80
-    assert measure.run_report(report, tmp_path / "t", shape_rows, ladder_rows)
+    assert runner.run_report(report, tmp_path / "t", shape_rows, ladder_rows)
     first, second = report["shapes"]
     assert first["sides"]["ours"]["tokens_per_s"] > 0
     assert "skipped" in second and "skipped" in report["ladder"][0]

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 from scaling.config import ConfigError, DataConfig, SyntheticConfig
-from scaling.data import Corpus, build_corpus
+from scaling.data.build import build_corpus
+from scaling.data.corpus import Corpus
 
 TINY_WORLD = SyntheticConfig(
     n_facts=5, zipf_exponent=1.0, fact_len=2, noise=0.3, key_alphabet=2, value_alphabet=3

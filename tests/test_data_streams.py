@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from scaling.config import ConfigError, DataConfig, PretrainConfig, validate
-from scaling.data import build_corpus
+from scaling.data.build import build_corpus
 
 T = 32
 

@@ -15,7 +15,7 @@ import pytest
 
 from conftest import ROOT, compose_config
 from scaling import records
-from scaling.tools.faults import campaign as reliability
+from scaling.tools.faults import runner, stops
 from scaling.train.pretrain import pretrain
 
 PRETRAIN = str(ROOT / "experiments" / "pretrain.py")
@@ -25,13 +25,13 @@ PRETRAIN = str(ROOT / "experiments" / "pretrain.py")
 def reference(tmp_path_factory):
     """The campaign's fault run (120 steps, checkpoints every 10) left alone, trained here."""
     out = tmp_path_factory.mktemp("runs")
-    cfg = compose_config([*reliability.fault_run(out, "reference-s0")])
+    cfg = compose_config([*runner.fault_run(out, "reference-s0")])
     assert pretrain(cfg)["status"] == "completed"
     return out / "reference-s0"
 
 
 def test_sigkill_then_restart_matches_an_uninterrupted_run(reference):
-    (trial,) = reliability.kill_trials(reference.parent, reference, 1, random.Random(1))
+    (trial,) = stops.kill_trials(reference.parent, reference, 1, random.Random(1))
     assert trial.ok, trial.detail
     assert "landed after step" in trial.name
 
@@ -41,11 +41,9 @@ def test_signals_save_exit_with_their_status_and_resume_exactly(reference):
     # preempted; SIGUSR1 takes the same path, test_shard sends it), Ctrl-C once (exit 130,
     # interrupted, how to resume) and Ctrl-C twice (stopped at once); then finished,
     # bit-identical to the run left alone.
-    stops = [(signal.SIGTERM, 1), (signal.SIGINT, 1), (signal.SIGINT, 2)]
-    trials = reliability.signal_trials(
-        reference.parent, reference, stops, random.Random(2), "stopped"
-    )
-    assert [t.kind for t in trials] == [reliability.PREEMPT] + [reliability.INTERRUPT] * 2
+    sequence = [(signal.SIGTERM, 1), (signal.SIGINT, 1), (signal.SIGINT, 2)]
+    trials = stops.signal_trials(reference.parent, reference, sequence, random.Random(2), "stopped")
+    assert [t.kind for t in trials] == [runner.PREEMPT] + [runner.INTERRUPT] * 2
     assert all(t.ok for t in trials), [(t.name, t.detail) for t in trials if not t.ok]
 
 

@@ -2,7 +2,7 @@
 kind, bad files and broken run dirs, stops between log rows, and no pickle anywhere.
 
 The fault campaign (`experiments/reliability.py`, results/reliability.md) runs the same
-functions of `scaling.tools.faults.campaign` at larger counts.
+functions of `scaling.tools.faults` at larger counts.
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from omegaconf import OmegaConf
 from conftest import ROOT, TINY, compose_config
 from scaling import records
 from scaling.config import ConfigError, run_dir_of
-from scaling.data import build_corpus
+from scaling.data.build import build_corpus
 from scaling.sweep.grid import Point, write_manifest
-from scaling.tools.faults import campaign as reliability
+from scaling.tools.faults import bad_inputs, campaign, damage, report, runner, sweeps
 from scaling.train import rundir
 from scaling.train.pretrain import pretrain
 from scaling.train.rundir import record_failure
@@ -87,7 +87,7 @@ def test_sweeps_of_one_name_add_their_points_to_the_manifest_at_once(tmp_path):
 
 def test_concurrent_sweeps_on_one_dir_leave_every_point_completed_once_and_exact(tmp_path):
     # Three sweeps (one of them joblib) of the same point at once, then the point alone.
-    trials = reliability.concurrent_trials(tmp_path, grid_a=[1024], grid_b=[1024])
+    trials = sweeps.concurrent_trials(tmp_path, grid_a=[1024], grid_b=[1024])
     assert [t.name for t in trials] == ["point tiny-D1024-lr0.00758-s0", ".sweeps/tiny.json"]
     assert all(t.ok for t in trials), [t.detail for t in trials if not t.ok]
 
@@ -116,15 +116,15 @@ def test_every_kind_of_damaged_latest_checkpoint_falls_back_exactly(straight):
     # One run stopped at 8, 12, 16 and 20, its newest checkpoint damaged each time in another
     # way (every file garbage: test_train); each start resumes from the one before the damage.
     cfg = dataclasses.replace(straight, run_name="damaged")
-    modes = [m for m in reliability.DAMAGE if m != "every file replaced by garbage"]
+    modes = [m for m in damage.DAMAGE if m != "every file replaced by garbage"]
     for stop, mode in zip((8, 12, 16, 20), modes, strict=True):
         record = pretrain(_stop(cfg, stop))
         assert record["status"] == "stopped"
         assert record["resumed_from_step"] == (stop - 8 or None), mode
-        reliability.DAMAGE[mode](run_dir_of(cfg) / "ckpt" / str(stop))
+        damage.DAMAGE[mode](run_dir_of(cfg) / "ckpt" / str(stop))
     assert _resume(cfg)["resumed_from_step"] == 16
     assert len(list((run_dir_of(cfg) / "ckpt_damaged").iterdir())) == 4
-    assert reliability.differences(run_dir_of(cfg), run_dir_of(straight)) == []
+    assert runner.differences(run_dir_of(cfg), run_dir_of(straight)) == []
 
 
 def test_a_stop_between_log_rows_resumes_to_the_same_log(straight):
@@ -135,11 +135,11 @@ def test_a_stop_between_log_rows_resumes_to_the_same_log(straight):
     assert pretrain(cfg)["status"] == "stopped"
     assert "partial" in records.read_metrics(run_dir_of(cfg))[-1]
     assert _resume(cfg)["resumed_from_step"] == 10
-    assert reliability.differences(run_dir_of(cfg), run_dir_of(straight)) == []
+    assert runner.differences(run_dir_of(cfg), run_dir_of(straight)) == []
 
 
 def test_bad_corpus_files_are_refused_naming_the_file(tmp_path):
-    cases = reliability.bad_file_inputs(tmp_path / "files")
+    cases = bad_inputs.bad_file_inputs(tmp_path / "files")
     assert len(cases) >= 15
     for case in cases:
         cfg = compose_config([*TINY, f"out_dir={tmp_path / 'out'}", *case.overrides])
@@ -153,10 +153,10 @@ def test_bad_corpus_files_are_refused_naming_the_file(tmp_path):
 def test_broken_run_dirs_and_bad_command_lines_exit_2_in_one_line(tmp_path, straight):
     # A sample (the campaign tries them all): an init_from whose checkpoints are all damaged
     # (left as found), a run dir whose config.yaml is garbage, a value Hydra cannot convert.
-    cases = reliability.bad_run_dir_inputs(tmp_path, run_dir_of(straight), STRAIGHT)
+    cases = bad_inputs.bad_run_dir_inputs(tmp_path, run_dir_of(straight), STRAIGHT)
     cases = [c for c in cases if c.name in ("init_from: truncated", "resume: garbage config")]
-    cases.append(reliability.BadInput("type", "pretrain", ["train.lr=fast"], "train.lr"))
-    trials = reliability.bad_input_trials(cases, tmp_path, jobs=2)
+    cases.append(bad_inputs.BadInput("type", "pretrain", ["train.lr=fast"], "train.lr"))
+    trials = bad_inputs.bad_input_trials(cases, tmp_path, jobs=2)
     assert len(trials) == 3
     assert all(t.ok for t in trials), [(t.name, t.detail) for t in trials if not t.ok]
 
@@ -185,12 +185,12 @@ def test_nothing_in_the_source_tree_unpickles():
 
 def test_the_campaign_report_counts_what_it_ran(tmp_path):
     trials = [
-        reliability.Trial(reliability.KILL, "kill 1", True, "resumed"),
-        reliability.Trial(reliability.KILL, "kill 2", False, "final parameters differ", lost=1),
-        reliability.Trial(reliability.BAD_INPUT, "text: empty", True, "error: x: empty file"),
+        runner.Trial(runner.KILL, "kill 1", True, "resumed"),
+        runner.Trial(runner.KILL, "kill 2", False, "final parameters differ", lost=1),
+        runner.Trial(runner.BAD_INPUT, "text: empty", True, "error: x: empty file"),
     ]
-    campaign = reliability.Campaign(trials, {"kills": 2}, datetime.now(UTC), 1.0)
-    text = reliability.to_markdown(campaign, "python experiments/reliability.py")
+    ran = campaign.Campaign(trials, {"kills": 2}, datetime.now(UTC), 1.0)
+    text = report.to_markdown(ran, "python experiments/reliability.py")
     assert "| kill (SIGKILL) | 2 | 1 | 1 | 1 |" in text
     assert "| invalid input | 1 | 1 | 0 | 0 |" in text
     assert "**Runs lost: 1**" in text

@@ -1,5 +1,5 @@
-"""scaling.tasks.generators and scaling.data.taskmix: formats, exact answers, splits, few-shot,
-mixing."""
+"""scaling.tasks (examples, splits, kinds, generators) and scaling.data.taskmix: formats, exact
+answers, splits, few-shot, mixing."""
 
 from __future__ import annotations
 
@@ -15,24 +15,22 @@ import pytest
 from conftest import CONF_DIR, compose_config
 from scaling.config import ConfigError, DataConfig, SyntheticConfig, TaskConfig, TaskMixConfig
 from scaling.config import validate as validate_config
-from scaling.data import SyntheticCorpus, build_corpus
+from scaling.data.build import build_corpus
+from scaling.data.synthetic import SyntheticCorpus
 from scaling.data.taskmix import TaskMixCorpus
-from scaling.tasks.generators import (
-    EVAL_SHARE,
+from scaling.tasks.examples import (
     PAD_ID,
-    TASKS,
     TERMINATOR,
     Example,
-    Task,
     answer_correct,
-    available_tasks,
     batch_examples,
-    build_task,
     encode,
-    resolution,
     scorer,
-    task_config,
 )
+from scaling.tasks.generators import TASKS, available_tasks, build_task, task_config
+from scaling.tasks.metrics import resolution
+from scaling.tasks.splits import EVAL_SHARE
+from scaling.tasks.task import Task
 
 SMALL_WORLD = SyntheticConfig(n_facts=512)  # builds in milliseconds
 

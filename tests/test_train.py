@@ -10,7 +10,7 @@ import pytest
 
 from scaling import records
 from scaling.config import ConfigError, DataConfig, ModelConfig, TrainConfig, run_dir_of
-from scaling.data import build_corpus
+from scaling.data.build import build_corpus
 from scaling.train import rundir
 from scaling.train.evaluate import VAL_ROWS, mean_and_se, validation_sample
 from scaling.train.optim import Plan, make_schedule, microbatches

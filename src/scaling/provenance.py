@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import subprocess
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 
 def cpu_name() -> str:
@@ -17,6 +19,20 @@ def cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine() or "unknown"
+
+
+def cores_available() -> int | None:
+    """The CPU cores this process may run on (its affinity where the OS has one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+def machine() -> dict[str, Any]:
+    """The host a record, benchmark or report ran on: platform, CPU model, cores available."""
+    return {
+        "platform": platform.platform(),
+        "cpu": cpu_name(),
+        "cores_available": cores_available(),
+    }
 
 
 def versions() -> dict[str, str | None]:

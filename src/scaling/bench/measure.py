@@ -1,4 +1,4 @@
-"""Interleaved timing of our step and the peers, one shape per child process, and the tables.
+"""Interleaved timing of our step and the peers on one shape, in a child process of its own.
 
 Each shape runs in its own process (`python -m scaling.bench.measure SPEC`): peak device memory
 is per shape, an out-of-memory rung cannot poison the next, and JAX and PyTorch share one
@@ -11,23 +11,19 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from importlib import metadata
-from pathlib import Path
 from typing import Any
 
-from scaling import records
+from scaling import provenance
 from scaling.bench.shapes import Shape
 from scaling.bench.variants import is_ours, side_name
 from scaling.model import accounting
-from scaling.provenance import cpu_name
 
 OURS, PEER_EAGER, PEER_COMPILED = "ours", "peer_eager", "peer_compiled"
 SIDES = (OURS, PEER_EAGER, PEER_COMPILED)
@@ -70,6 +66,23 @@ class Budget:
         if row.get("timed_out"):
             row["error"] += f", all that was left of the {self.seconds:g} s budget"
         return row
+
+
+def run_child(spec: dict[str, Any], timeout_s: float | None = None) -> dict[str, Any]:
+    """Run one shape in a fresh process; {"error": ...} (with "oom") when it fails."""
+    env = {**os.environ, "XLA_PYTHON_CLIENT_PREALLOCATE": "false"}
+    if spec.get("device"):
+        env["JAX_PLATFORMS"] = "cuda" if spec["device"] == "gpu" else "cpu"
+    cmd = [sys.executable, "-m", "scaling.bench.measure", json.dumps(spec)]
+    try:
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {timeout_s:.0f} s", "oom": False, "timed_out": True}
+    if proc.returncode != 0:
+        tail = proc.stderr.strip().splitlines()[-1:] or [f"exit {proc.returncode}"]
+        oom = any(m in proc.stderr for m in _OOM_MARKERS)
+        return {"error": tail[0][:500], "oom": oom}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def default_sides(backend: str, have_torch: bool) -> tuple[str, ...]:
@@ -228,6 +241,11 @@ def main_peer(sides: Iterable[str]) -> str | None:
     return next((p for p in (PEER_COMPILED, PEER_EAGER) if p in sides), None)
 
 
+def ours_peak(row: dict[str, Any]) -> int | None:
+    """Our side's peak device memory in a row; None where it has none (failed, skipped)."""
+    return row.get("sides", {}).get(OURS, {}).get("peak_memory_bytes")
+
+
 def machine() -> dict[str, Any]:
     """What ran the benchmark: CPU, cores, OS, library versions, backend and device."""
     import jax
@@ -244,15 +262,11 @@ def machine() -> dict[str, Any]:
 def host_machine(device: str, device_kind: str = "unknown (no shape ran)") -> dict[str, Any]:
     """The machine without asking JAX's backend (which would claim the accelerator's memory in
     this process): for a report in which no child ran, and the base of `machine`."""
-    from scaling.provenance import versions
-
     return {
-        "platform": platform.platform(),
-        "cpu": cpu_name(),
-        "cores_available": len(os.sched_getaffinity(0)),
+        **provenance.machine(),  # platform, cpu, cores_available
         "backend": device,
         "device_kind": device_kind,
-        "versions": versions(),
+        "versions": provenance.versions(),
     }
 
 
@@ -263,130 +277,6 @@ def have_torch() -> bool:
     except ImportError:
         return False
     return True
-
-
-def run_child(spec: dict[str, Any], timeout_s: float | None = None) -> dict[str, Any]:
-    """Run one shape in a fresh process; {"error": ...} (with "oom") when it fails."""
-    env = {**os.environ, "XLA_PYTHON_CLIENT_PREALLOCATE": "false"}
-    if spec.get("device"):
-        env["JAX_PLATFORMS"] = "cuda" if spec["device"] == "gpu" else "cpu"
-    cmd = [sys.executable, "-m", "scaling.bench.measure", json.dumps(spec)]
-    try:
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        return {"error": f"timed out after {timeout_s:.0f} s", "oom": False, "timed_out": True}
-    if proc.returncode != 0:
-        tail = proc.stderr.strip().splitlines()[-1:] or [f"exit {proc.returncode}"]
-        oom = any(m in proc.stderr for m in _OOM_MARKERS)
-        return {"error": tail[0][:500], "oom": oom}
-    return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
-def bench_shapes(
-    shapes: list[Shape],
-    device: str,
-    sides: tuple[str, ...] | None,
-    reps: int,
-    block_s: float,
-    warmup: int,
-    grad_accum: int | None = None,
-    variants: Variants | None = None,
-    budget: Budget | None = None,
-) -> Iterator[dict[str, Any]]:
-    """One child process per shape, each row as it ends: a failed shape is a row with its
-    error, one the budget leaves no time for a row saying it was skipped. A child gets what is
-    left of the budget as its timeout, and its variants an even share of it among the shapes
-    left (measure_shape's variants_deadline): ours and the peer on every shape come first."""
-    budget = budget or Budget()
-    for i, shape in enumerate(shapes):
-        if not budget.has_time():
-            row = budget.skipped_row(shape)
-        else:
-            spec = {"shape": asdict(shape), "device": device, "sides": sides, "reps": reps}
-            # ceiling: the matmul rate MFU is read against, measured on an accelerator
-            spec.update(block_s=block_s, grad_accum=grad_accum, variants=variants, ceiling=True)
-            left = budget.left()
-            if left is not None and variants:
-                spec["variants_deadline"] = time.time() + left / (len(shapes) - i)
-            child = budget.child({**spec, "warmup_steps": warmup})
-            row = {"shape": asdict(shape), **child}
-        print(f"{shape.name}: {_summary(row)}", file=sys.stderr)
-        yield row
-
-
-def rung_verdict(row: dict[str, Any], cap_bytes: float | None) -> str:
-    """How a rung's row stands against the cap: fits, over (it ran, but its peak device memory
-    is above the cap), oom, error or skipped. Without a cap, or where the backend keeps no peak
-    count, a step that ran fits."""
-    if "skipped" in row:
-        return "skipped"
-    if "error" in row:
-        return "oom" if row.get("oom") else "error"
-    peak = row["sides"][OURS]["peak_memory_bytes"]
-    return "over" if cap_bytes is not None and peak is not None and peak > cap_bytes else "fits"
-
-
-def ladder_memory(
-    shapes: list[Shape],
-    device: str,
-    reps: int,
-    block_s: float,
-    warmup: int,
-    cap_gib: float | None = None,
-    budget: Budget | None = None,
-) -> Iterator[dict[str, Any]]:
-    """Peak memory of our step per rung, each row as it ends, in the order given (bench.py
-    gives the largest first: under a budget the rung that answers "which is the largest that
-    trains" comes first, and the smaller ones, which fit if it does, follow as time allows). A
-    rung whose plain step runs out of memory or peaks above `cap_gib` is retried with remat.
-    Rungs the budget leaves no time for are rows saying they were skipped; a rung that fails
-    does not stop the others. Each row's "verdict" is `rung_verdict`'s."""
-    budget = budget or Budget()
-    cap = None if cap_gib is None else cap_gib * 2**30
-    for shape in shapes:
-        spec = {"shape": asdict(shape), "device": device, "sides": [OURS], "reps": reps}
-        spec.update(block_s=block_s, warmup_steps=warmup)
-        attempts, row, verdict = [], {}, "skipped"
-        for remat in (False, True):
-            if not budget.has_time():
-                break
-            child = budget.child({**spec, "remat": remat})
-            row = {"shape": asdict(shape), "remat": remat, **child}
-            verdict = rung_verdict(row, cap)
-            attempts.append(
-                {"remat": remat, "verdict": verdict, "peak_memory_bytes": _peak(row),
-                 "error": row.get("error")}
-            )  # fmt: skip
-            if verdict not in ("oom", "over"):
-                break
-        if not attempts:
-            row = budget.skipped_row(shape)
-        else:
-            row.update(attempts=attempts, verdict=verdict)
-            if verdict in ("oom", "over") and len(attempts) == 1:
-                row["note"] = "remat not tried: the budget was spent"
-        print(f"{shape.name}: {_summary(row)}", file=sys.stderr)
-        yield row
-
-
-def largest_rung(rows: list[dict[str, Any]]) -> str | None:
-    """The rung with the most parameters among those that fit."""
-    fitting = [row for row in rows if row.get("verdict") == "fits"]
-    if not fitting:
-        return None
-    return max(fitting, key=lambda row: row["n_params_total"])["shape"]["name"]
-
-
-def _peak(row: dict[str, Any]) -> int | None:
-    return row.get("sides", {}).get(OURS, {}).get("peak_memory_bytes")
-
-
-def _summary(row: dict[str, Any]) -> str:
-    if "skipped" in row:
-        return row["skipped"]
-    if "error" in row:
-        return f"failed: {row['error']}"
-    return ", ".join(f"{k} {v['tokens_per_s']:,.0f} tok/s" for k, v in row["sides"].items())
 
 
 def _child_main(spec: dict[str, Any]) -> dict[str, Any]:
@@ -437,227 +327,6 @@ def matmul_tflops(n: int = 8192, groups: int = 5, per_group: int = 10) -> float:
         out_NxN.block_until_ready()
         seconds.append((time.perf_counter() - start) / per_group)
     return 2 * n**3 / statistics.median(seconds) / 1e12
-
-
-def run_report(
-    report: dict[str, Any],
-    out_stem: Path,
-    shape_rows: Iterable[dict[str, Any]],
-    ladder_rows: Iterable[dict[str, Any]] | None = None,
-) -> bool:
-    """Fill `report["shapes"]`, then `report["ladder"]`, from the row iterators (bench_shapes,
-    ladder_memory), rewriting the tables at `out_stem` first and after every row, so a kill
-    loses at most the shape in flight. True when any row was measured."""
-
-    def save() -> None:
-        done = [r for r in report["shapes"] + report.get("ladder", []) if "machine" in r]
-        report["machine"] = done[0]["machine"] if done else host_machine(report["device"])
-        write_tables(out_stem, report)
-
-    report["shapes"] = []
-    if ladder_rows is not None:
-        report["ladder"], report["largest_rung"] = [], None
-    save()
-    for row in shape_rows:
-        report["shapes"].append(row)
-        save()
-    for row in ladder_rows or ():
-        report["ladder"].append(row)
-        report["largest_rung"] = largest_rung(report["ladder"])
-        save()
-    return any("machine" in r for r in report["shapes"] + report.get("ladder", []))
-
-
-def write_tables(out_stem: Path, report: dict[str, Any]) -> tuple[Path, Path]:
-    """`<stem>.json` (everything) and `<stem>.md` (the table), written atomically."""
-    json_path, md_path = out_stem.with_suffix(".json"), out_stem.with_suffix(".md")
-    records.atomic_write_text(json_path, json.dumps(report, indent=2) + "\n")
-    records.atomic_write_text(md_path, markdown(report))
-    return json_path, md_path
-
-
-def _fmt_bytes(n: int | None, missing: str = "n/a") -> str:
-    if n is None:
-        return missing
-    return f"{n / 2**30:.2f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
-
-
-def _fmt_mfu(x: float | None) -> str:
-    return "n/a" if x is None else f"{100 * x:.1f}%"
-
-
-def markdown(report: dict[str, Any]) -> str:
-    m = report["machine"]
-    shapes_table = bool(report["shapes"]) or not report.get("ladder")  # a ladder alone: none
-    title = "Training throughput: ours vs the PyTorch peer" if shapes_table else "Ladder memory"
-    lines = [
-        f"# {title} ({m['backend']})",
-        "",
-        f"- command: `{report['command']}`",
-        f"- date: {report['date']}; git commit: {report.get('git_commit')}",
-        f"- device: {m['device_kind']}; CPU: {m['cpu']}, {m['cores_available']} cores; "
-        f"{m['platform']}",
-        "- versions: " + ", ".join(f"{k} {v}" for k, v in m["versions"].items()),
-    ]
-    if m.get("matmul_tflops"):
-        lines.append(
-            f"- bf16 matmul measured on this device: {m['matmul_tflops']:.0f} TFLOP/s "
-            "(8192^3 on random data, scaling.bench.measure.matmul_tflops); MFU is against the "
-            "datasheet peak"
-        )
-    lines += [
-        "- ours: the Trainer's jitted step (scaling.train.step.build_step), GPT-2 preset, "
-        "in the micro-batches the Trainer picks (scaling.train.optim.microbatches) unless "
-        "--grad-accum sets them; peer: transformers GPT2LMHeadModel, SDPA attention, eager or "
-        "torch.compile, the whole batch at once unless --grad-accum; both AdamW with clipping, "
-        "random tokens, steady-state steps after warm-up",
-    ]
-    if report.get("variants"):
-        lines.append(
-            "- variants of ours (the same step, these ModelConfig fields replaced): "
-            + "; ".join(
-                f"{side_name(v)}: " + ", ".join(f"{k}={x}" for k, x in fields.items())
-                for v, fields in report["variants"].items()
-            )
-        )
-    if report.get("budget_s") is not None:
-        lines.append(
-            f"- budget: {report['budget_s']:g} s for the whole command (--budget-s); each shape's "
-            "process gets what is left as its timeout, and no new one starts once it is spent"
-        )
-    if shapes_table:
-        lines += _shapes_markdown(report)
-    if report.get("ladder"):
-        lines += _ladder_markdown(report)
-    return "\n".join(lines) + "\n"
-
-
-def _shapes_markdown(report: dict[str, Any]) -> list[str]:
-    lines = [
-        f"- tokens/s: median of {report['reps']} interleaved blocks of ~{report['block_s']} s "
-        "(min-max in brackets); ratios: median over blocks of the two sides' ratio in the same "
-        "repetition (ours/side: ours over this row's side; side/peer: this row's side over the "
-        "compiled peer, the eager one where only it ran); "
-        "MFU: tokens/s x (6N+12LdT) / device bf16 peak (n/a where the peak is unknown)",
-        "- peak mem: the process's peak device memory once the side was set up (each shape's "
-        "sides share one process: a JAX side after the first also counts the state of those "
-        "before it); step temp: XLA's temporary buffers of our compiled step, per side",
-        "- load: 1-minute load average at the start of each block (other work on the machine)",
-        "",
-        "| shape | L | d | vocab | B x T | side | micro-batches | tokens/s | MFU | ours/side "
-        "| side/peer | peak mem | step temp | load 1-min |",
-        "| --- | ---: | ---: | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
-        "| --- |",
-    ]
-    for row in report["shapes"]:
-        s = row["shape"]
-        head = (
-            f"| {s['name']} | {s['n_layers']} | {s['d_model']} | {s['vocab_size']} "
-            f"| {s['batch_size']}x{s['seq_len']} "
-        )
-        if "error" in row or "skipped" in row:
-            status, why = (
-                ("failed", row["error"]) if "error" in row else ("skipped", row["skipped"])
-            )
-            lines.append(f"{head}| {status} | | {why} | | | | | | |")
-            continue
-        loads = row["load_1min"]
-        load = f"{min(loads):.1f}-{max(loads):.1f}"
-        peer = main_peer(row["sides"])
-        for name, r in row["sides"].items():
-            ratio = row["ratios"].get(f"ours/{name}")
-            vs_peer = row["ratios"].get(f"{name}/{peer}")
-            lines.append(
-                f"{head}| {name} | {r.get('microbatches', '')} "
-                f"| {r['tokens_per_s']:,.0f} "
-                f"[{r['tokens_per_s_min']:,.0f}-{r['tokens_per_s_max']:,.0f}] "
-                f"| {_fmt_mfu(r['mfu'])} | {_fmt_ratio(ratio)} | {_fmt_ratio(vs_peer)} "
-                f"| {_fmt_bytes(r['peak_memory_bytes'])} "
-                f"| {_fmt_bytes(r.get('step_temp_bytes'), '')} | {load} |"
-            )
-        for status in ("skipped", "failed"):
-            for name, why in row.get(f"{status}_sides", {}).items():
-                why = why.replace("|", "/")  # an error message must not split the table cell
-                lines.append(f"{head}| {name} | | {status}: {why} | | | | | | |")
-    return lines
-
-
-def _fmt_count(n: int | None) -> str:
-    return "" if n is None else f"{n:,}"
-
-
-def _fmt_ratio(x: float | None) -> str:
-    return "" if x is None else f"{x:.2f}x"
-
-
-def _ladder_markdown(report: dict[str, Any]) -> list[str]:
-    rows, cap = report["ladder"], report.get("ladder_memory_cap_gib")
-    lines = [
-        "",
-        f"## Ladder memory at T={report['ladder_seq_len']}, batch "
-        f"{report['ladder_batch_size']}, vocab 256 (ours; remat only where the plain step ran out "
-        "of memory" + ("" if cap is None else f" or peaked above {cap:g} GiB") + ")",
-        "",
-        "Each rung in its own process, the largest first: the process's peak device memory "
-        f"(peak_bytes_in_use) after 2 warm-up steps and one timed block of ~{report['block_s']} s; "
-        "step temp: XLA's temporary buffers of the compiled step (the state comes on top).",
-        "",
-        "| rung | params | remat | peak mem | step temp | tokens/s | MFU | note |",
-        "| --- | ---: | --- | ---: | ---: | ---: | ---: | --- |",
-    ]
-    for r in rows:
-        ours = r.get("sides", {}).get(OURS, {})
-        tps = ours.get("tokens_per_s")
-        lines.append(
-            f"| {r['shape']['name']} | {_fmt_count(r.get('n_params_total'))} "
-            f"| {r.get('remat', '')} "
-            f"| {_fmt_bytes(ours.get('peak_memory_bytes'))} "
-            f"| {_fmt_bytes(ours.get('step_temp_bytes'), '')} "
-            f"| {'' if tps is None else f'{tps:,.0f}'} | {_fmt_mfu(ours.get('mfu'))} "
-            f"| {_ladder_note(r, cap)} |"
-        )
-    peaks_known = any(_peak(r) is not None for r in rows)
-    if cap is not None and peaks_known:
-        where = f"on one {cap:g} GiB GPU"
-        criterion = (
-            f"its step, plain or with remat, peaked at or below {cap:g} GiB of device memory "
-            "(the measured peak_bytes_in_use, whatever this device's own size)"
-        )
-    else:
-        where = ""
-        criterion = "its step ran without running out of memory" + (
-            " (no --memory-cap-gib)"
-            if cap is None
-            else f": this backend keeps no peak count, so the {cap:g} GiB cap was not applied"
-        )
-    lines += ["", f"Largest rung that trains{' ' + where if where else ''}: "
-              f"{report.get('largest_rung')} (criterion: {criterion})."]  # fmt: skip
-    if any("skipped" in r for r in rows):
-        lines.append("The budget ran out before the rungs marked skipped: they were not measured.")
-    return lines
-
-
-def _ladder_note(row: dict[str, Any], cap: float | None) -> str:
-    """Why a rung has remat on, or why it does not fit."""
-    if "skipped" in row:
-        return row["skipped"]
-    notes = []
-    for a in row.get("attempts", [])[:-1]:  # the attempts before the one shown
-        if a["verdict"] == "over":
-            notes.append(f"plain step peaked at {_fmt_bytes(a['peak_memory_bytes'])} > {cap:g} GiB")
-        else:
-            notes.append(f"plain step: {a['error']}")
-    if row.get("verdict") == "over":
-        notes.append(f"peak above the {cap:g} GiB cap")
-    if "error" in row:
-        notes.append(row["error"])
-    if "note" in row:
-        notes.append(row["note"])
-    return "; ".join(notes)
-
-
-def now_utc() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 if __name__ == "__main__":

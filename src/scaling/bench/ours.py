@@ -44,7 +44,7 @@ class OursStep:
         grad_accum: int | None = None,
         seed: int = 0,
         overrides: Mapping[str, Any] | None = None,
-    ):
+    ) -> None:
         """`overrides`: ModelConfig fields replaced in the shape's config (a variant side)."""
         self.shape = shape
         cfg = TrainConfig(

@@ -22,7 +22,7 @@ class PeerStep:
 
     def __init__(
         self, shape: Shape, device: str, compiled: bool, grad_accum: int = 1, seed: int = 0
-    ):
+    ) -> None:
         import torch
         import torch.nn.functional as F
         from transformers import GPT2Config, GPT2LMHeadModel

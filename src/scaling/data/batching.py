@@ -26,7 +26,7 @@ def n_windows(n_tokens: int, seq_len: int) -> int:
 class TokenStore:
     """1-D token arrays (in memory or memory-mapped) read as one concatenated sequence."""
 
-    def __init__(self, parts: list[np.ndarray]):
+    def __init__(self, parts: list[np.ndarray]) -> None:
         self.parts = [p for p in parts if len(p)]
         self.bounds = np.cumsum([0] + [len(p) for p in self.parts])
 
@@ -72,7 +72,7 @@ class TokenCorpus:
         val_files: list[str],
         val_bytes: int | None,
         info: dict[str, Any] | None = None,
-    ):
+    ) -> None:
         self.name, self.tokenizer, self.vocab_size = name, tokenizer, vocab_size
         self.train, self.val = train, val
         self.seed, self.seq_len = seed, seq_len

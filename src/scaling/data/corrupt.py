@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from scaling.data import Corpus
+from scaling.data.corpus import Corpus
 
 _STREAM = 0xBAD0A7A  # default_rng([seed, _STREAM, step]): apart from every corpus stream
 
@@ -22,7 +22,7 @@ _STREAM = 0xBAD0A7A  # default_rng([seed, _STREAM, step]): apart from every corp
 class CorruptedCorpus:
     """The base corpus with a `fraction` of its training rows replaced by uniform noise."""
 
-    def __init__(self, base: Corpus, fraction: float, seed: int):
+    def __init__(self, base: Corpus, fraction: float, seed: int) -> None:
         self.base, self.fraction, self.seed = base, fraction, seed
         self.name, self.tokenizer, self.vocab_size = base.name, base.tokenizer, base.vocab_size
 

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from scaling.config import ConfigError
-from scaling.data import Corpus
+from scaling.data.corpus import Corpus
 
 _POOL_CHUNK = 64  # rows per base batch when reading the pool
 _PERM_STREAM = 0x5E9EA7  # default_rng([seed, _PERM_STREAM, epoch]): apart from corpus streams
@@ -26,7 +26,7 @@ _PERM_STREAM = 0x5E9EA7  # default_rng([seed, _PERM_STREAM, epoch]): apart from 
 class RepeatedCorpus:
     """The base corpus limited to `unique_tokens` training tokens, repeated (see module doc)."""
 
-    def __init__(self, base: Corpus, unique_tokens: int, seed: int):
+    def __init__(self, base: Corpus, unique_tokens: int, seed: int) -> None:
         self.base, self.unique_tokens, self.seed = base, unique_tokens, seed
         self.name, self.tokenizer, self.vocab_size = base.name, base.tokenizer, base.vocab_size
         self._pool: np.ndarray | None = None  # (P, T+1), built on first use

@@ -232,7 +232,7 @@ class SyntheticCorpus:
     tokenizer = "byte"
     vocab_size = 256
 
-    def __init__(self, cfg: SyntheticConfig, seed: int, seq_len: int):
+    def __init__(self, cfg: SyntheticConfig, seed: int, seq_len: int) -> None:
         self.world = build_world(cfg)
         self.seed = seed
         self.seq_len = seq_len

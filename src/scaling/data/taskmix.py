@@ -25,8 +25,9 @@ from typing import Any
 import numpy as np
 
 from scaling.config import ConfigError, DataConfig
-from scaling.data import Corpus
-from scaling.tasks.generators import Task, build_task, task_config
+from scaling.data.corpus import Corpus
+from scaling.tasks.generators import build_task, task_config
+from scaling.tasks.task import Task
 
 _TRAIN_STREAM = 0x7A5C01  # default_rng([seed, _TRAIN_STREAM, step]): apart from corpus streams
 _VAL_STREAM = 0x7A5C02  # default_rng([_VAL_STREAM, k]) for validation batch k
@@ -76,7 +77,7 @@ class TaskMixCorpus:
     tokenizer = "byte"
     vocab_size = 256
 
-    def __init__(self, base: Corpus, tasks: Sequence[Task], fraction: float, seed: int):
+    def __init__(self, base: Corpus, tasks: Sequence[Task], fraction: float, seed: int) -> None:
         if base.tokenizer != "byte" or base.vocab_size != 256:
             raise ConfigError(
                 f"data.task_mix needs a byte corpus; {base.name} has tokenizer={base.tokenizer} "

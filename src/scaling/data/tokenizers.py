@@ -9,11 +9,14 @@ bits per byte comparable between the two tokenisers.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from scaling.data.cache import atomic_write, cache_root, digest, load_npy, save_npy
+
+if TYPE_CHECKING:  # the optional `tokenizers` library is imported only to train or load one
+    from tokenizers import Tokenizer
 
 EOT = "<|endoftext|>"
 DOC_END = "\0"
@@ -43,7 +46,7 @@ class BpeTokenizer:
 
     name = "bpe"
 
-    def __init__(self, tokenizer, vocab_size: int, key: str):  # tokenizer: tokenizers.Tokenizer
+    def __init__(self, tokenizer: Tokenizer, vocab_size: int, key: str) -> None:
         self._tok = tokenizer
         self.key = key
         self.vocab_size = vocab_size  # the configured size; trained ids are all below it
@@ -63,7 +66,7 @@ class BpeTokenizer:
         return ids.astype(np.uint16 if self.vocab_size <= 2**16 else np.uint32)
 
 
-def _train_bpe(train_text: str, vocab_size: int):
+def _train_bpe(train_text: str, vocab_size: int) -> Tokenizer:
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
     tok = Tokenizer(models.BPE())

@@ -42,7 +42,9 @@ from scaling.config import (
 )
 from scaling.model import hf
 from scaling.tasks import metrics
-from scaling.tasks.generators import PAD_ID, Task, build_task
+from scaling.tasks.examples import PAD_ID
+from scaling.tasks.generators import build_task
+from scaling.tasks.task import Task
 from scaling.train import loop, rundir
 from scaling.train.evaluate import mean_and_se
 from scaling.train.run import Hooks, Trainer, enable_compilation_cache, open_run

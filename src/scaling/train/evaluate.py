@@ -13,7 +13,7 @@ import numpy as np
 from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec
 
-from scaling.data import Corpus
+from scaling.data.corpus import Corpus
 from scaling.train import shard
 
 # Sequences per validation batch, whatever the run's batch size: the validation sample (train.

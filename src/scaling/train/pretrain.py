@@ -17,7 +17,7 @@ from omegaconf import OmegaConf
 
 from scaling import records
 from scaling.config import ConfigError, PretrainConfig, group_key, run_dir_of, to_dict, validate
-from scaling.data import build_corpus
+from scaling.data.build import build_corpus
 from scaling.train import loop, rundir
 from scaling.train.run import Trainer, enable_compilation_cache, open_run
 from scaling.train.rundir import record_failure

@@ -22,7 +22,7 @@ import numpy as np
 
 from scaling import records
 from scaling.config import PretrainConfig, to_dict
-from scaling.data import Corpus
+from scaling.data.corpus import Corpus
 from scaling.model.transformer import build_model
 from scaling.train import rundir, shard, tracking
 from scaling.train.checkpoint import Checkpointer
