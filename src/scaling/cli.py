@@ -171,6 +171,7 @@ def integer_overrides(args: list[str]) -> list[str]:
     5e6 as a float, which an integer setting refuses. A fractional value (2.5 for a batch size)
     raises ConfigError naming the key; anything else is left for Hydra to judge."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.types import ChoiceSweep
 
     parser = OverridesParser.create()
     out = []
@@ -193,7 +194,7 @@ def integer_overrides(args: list[str]) -> list[str]:
             text = str(_whole(key, raw, value))
         elif isinstance(value, list):
             text = "[" + ",".join(str(_whole(key, raw, v)) for v in value) + "]"
-        elif getattr(value, "simple_form", False):  # a, b, c: a sweep over the values
+        elif isinstance(value, ChoiceSweep) and value.simple_form:  # a, b, c: a sweep
             text = ",".join(str(_whole(key, raw, v)) for v in value.list)
         else:
             out.append(arg)

@@ -249,13 +249,19 @@ def register_configs() -> None:
     store.store(name="finetune_schema", node=FinetuneConfig)
 
 
+@typing.overload
+def to_dataclass(cfg: DictConfig | PretrainConfig) -> PretrainConfig: ...
+@typing.overload
 def to_dataclass[Schema: PretrainConfig](
-    cfg: DictConfig | Schema, schema: type[Schema] = PretrainConfig
-) -> Schema:
+    cfg: DictConfig | Schema, schema: type[Schema]
+) -> Schema: ...
+def to_dataclass(
+    cfg: DictConfig | PretrainConfig, schema: type[PretrainConfig] = PretrainConfig
+) -> PretrainConfig:
     """A composed Hydra config as the typed dataclass of `schema` (interpolations resolved)."""
     if isinstance(cfg, schema):
         return cfg
-    _refuse_unknown_keys(cfg, schema)
+    _refuse_unknown_keys(typing.cast(DictConfig, cfg), schema)
     merged = OmegaConf.merge(OmegaConf.structured(schema), cfg)
     obj = OmegaConf.to_object(merged)
     assert isinstance(obj, schema)
@@ -267,7 +273,7 @@ def _refuse_unknown_keys(cfg: DictConfig, schema: type, prefix: str = "") -> Non
     without complaint, and the merge into the schema would then drop it silently."""
     hints = typing.get_type_hints(schema)
     for key in cfg:
-        name = f"{prefix}{key}"
+        name = prefix + str(key)
         if key not in hints:
             raise ConfigError(f"unknown key {name}{did_you_mean(str(key), list(hints), prefix)}")
         node = cfg._get_node(key)
@@ -330,7 +336,7 @@ def _positive(key: str, value: Any) -> None:
     _check(isinstance(value, int | float) and value > 0, f"{key}={value!r} must be positive")
 
 
-def validate(cfg: PretrainConfig) -> PretrainConfig:
+def validate[Config: PretrainConfig](cfg: Config) -> Config:
     """Check every value that could fail later; return the config with the model resolved.
 
     Files named by the data config are checked when the corpus is built (`scaling.data`), which

@@ -16,9 +16,10 @@ sys.path.
 # entering it in sys.modules, and dataclasses cannot resolve string annotations without that.
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from hydra.core.config_store import ConfigStore
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -129,7 +130,7 @@ class ScalingSweeper(Sweeper):
         """The command line's overrides, with out_dir made absolute for jobs run elsewhere."""
         assert self.hydra_context is not None and self.config is not None
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
-        base = []
+        base: list[str] = []
         for override in parser.parse_overrides(arguments):
             if override.is_sweep_override():
                 raise HydraException(
@@ -138,7 +139,7 @@ class ScalingSweeper(Sweeper):
                     "put the values there"
                 )
             if override.key_or_group.lstrip("+~") != "out_dir":
-                base.append(override.input_line)
+                base.append(cast(str, override.input_line))  # the parser always sets it
         # Submitit and Ray jobs may start in another directory: never let them resolve out_dir.
         out_dir = Path(str(self.config.out_dir)).expanduser().absolute()
         quoted = str(out_dir).replace("\\", "\\\\").replace("'", "\\'")
@@ -201,7 +202,7 @@ class ScalingSweeper(Sweeper):
 
 
 def sweep_progress(
-    start: int, n: int, points: list[list[Point]], costs: list[float], elapsed_s: float
+    start: int, n: int, points: list[list[Point]], costs: Sequence[float], elapsed_s: float
 ) -> str:
     """Which jobs start (`n` from index `start`) of how many, and the sweep's time left: the
     time so far per unit of cost (parameters x tokens) of the jobs done, times the cost left."""

@@ -15,6 +15,7 @@ the next one still runs. Asserts nothing about speed.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import shlex
 import statistics
@@ -96,7 +97,7 @@ def time_steps(cfg: PretrainConfig, k: int, reps: int, block: int) -> dict:
     states = []
     for seed in range(k):
         graphdef, state = init_state(
-            lambda seed=seed: build_model(cfg.model, 256, seq_len, seed=seed), tx
+            functools.partial(build_model, cfg.model, 256, seq_len, seed=seed), tx
         )
         states.append(state)
     rng = np.random.default_rng(0)

@@ -54,6 +54,7 @@ def _mlp_mats(cfg: ModelConfig) -> int:
 def param_counts(cfg: ModelConfig, vocab_size: int, max_seq_len: int) -> ParamCounts:
     """Parameter counts of the model `cfg` builds (resolved here; resolving is idempotent)."""
     m = resolve_model(cfg)
+    assert m.d_ff is not None  # resolve_model always sets it
     d, f, n_layers = m.d_model, m.d_ff, m.n_layers
     head_dim = d // m.n_heads
     kv_dim = kv_heads(m) * head_dim  # d, unless grouped-query attention shares kv heads
@@ -83,6 +84,7 @@ def param_counts(cfg: ModelConfig, vocab_size: int, max_seq_len: int) -> ParamCo
 def flops_per_token(cfg: ModelConfig, vocab_size: int, seq_len: int) -> dict[str, float]:
     """Training FLOPs per token in each convention, keyed by `FLOPS_CONVENTIONS`."""
     m = resolve_model(cfg)
+    assert m.d_ff is not None  # resolve_model always sets it
     d, f, n_layers, n_heads, t, v = m.d_model, m.d_ff, m.n_layers, m.n_heads, seq_len, vocab_size
     counts = param_counts(m, vocab_size, seq_len)
     attn_dim = d  # H·dh: n_heads * head_dim == d_model here
@@ -117,6 +119,7 @@ def activation_bytes_per_token(
     (scaling.train.optim.microbatches), not a memory bound.
     """
     m = resolve_model(cfg)
+    assert m.d_ff is not None  # resolve_model always sets it
     per_layer = 7 * m.d_model + _mlp_mats(m) * m.d_ff + m.n_heads * seq_len
     logits = 0 if m.loss_chunk_tokens else 2 * vocab_size
     return dtype_bytes * (m.n_layers * per_layer + logits)

@@ -73,6 +73,7 @@ def _gpt2_config(path: Path, hf: dict) -> HFModel:
         if hf.get(field, ok) != ok:
             raise _unsupported(path, field, hf[field], f"only {ok}")
     d = _get(path, hf, "n_embd")
+    positions = _get(path, hf, "n_positions")
     model = ModelConfig(
         name=f"hf-{path.name}",
         arch="gpt2",
@@ -82,9 +83,9 @@ def _gpt2_config(path: Path, hf: dict) -> HFModel:
         d_ff=hf.get("n_inner") or 4 * d,
         tie_embeddings=hf.get("tie_word_embeddings", True),
         norm_eps=hf.get("layer_norm_epsilon", 1e-5),
-        max_positions=_get(path, hf, "n_positions"),
+        max_positions=positions,
     )
-    return HFModel(resolve_model(model), _get(path, hf, "vocab_size"), model.max_positions, "gpt2")
+    return HFModel(resolve_model(model), _get(path, hf, "vocab_size"), positions, "gpt2")
 
 
 def _rope_theta(path: Path, hf: dict) -> float:
@@ -165,6 +166,7 @@ class _Reader:
 
 def _from_gpt2(get: _Reader, m: ModelConfig) -> dict[str, Any]:
     d, f = m.d_model, m.d_ff
+    assert f is not None and m.max_positions is not None  # both set by _gpt2_config
 
     def t(name: str, shape: tuple[int, ...]) -> np.ndarray:
         return get(f"transformer.{name}", shape, name)  # hub files lack the prefix
@@ -201,6 +203,7 @@ def _from_gpt2(get: _Reader, m: ModelConfig) -> dict[str, Any]:
 
 def _from_llama(get: _Reader, m: ModelConfig) -> dict[str, Any]:
     d, f, dh = m.d_model, m.d_ff, m.d_model // m.n_heads
+    assert f is not None  # set by _llama_config
     kv = kv_heads(m) * dh
     embed = get.tensors.get("model.embed_tokens.weight")
     v = 0 if embed is None else embed.shape[0]

@@ -14,7 +14,7 @@ LayerNorms with bias, learned positions, tied head without bias), so the 124M sh
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Literal, cast
 
 import jax
 import jax.numpy as jnp
@@ -71,6 +71,7 @@ def causal_attention(q_BxTxNxH: jax.Array, k_BxTxNxH: jax.Array, v_BxTxNxH: jax.
 def _norm(cfg: ModelConfig, dim: int, dtype: jnp.dtype, rngs: nnx.Rngs) -> nnx.Module:
     param_dtype = jnp.dtype(cfg.param_dtype)
     if cfg.norm == "layernorm":
+        assert cfg.bias is not None  # the model is built from a resolved config
         return nnx.LayerNorm(
             dim,
             epsilon=cfg.norm_eps,
@@ -139,6 +140,7 @@ def _linear_dot_general(
 def _linear(
     cfg: ModelConfig, d_in: int, d_out: int, std: float, dtype: jnp.dtype, rngs: nnx.Rngs
 ) -> nnx.Linear:
+    assert cfg.bias is not None  # the model is built from a resolved config
     return nnx.Linear(
         d_in,
         d_out,
@@ -185,6 +187,8 @@ class Attention(nnx.Module):
         # GPT-2 residual scaling: each block adds two projections to the residual stream.
         out_std = cfg.init_std / math.sqrt(2 * cfg.n_layers)
         self.out = _linear(cfg, d, d, out_std, dtype, rngs)
+        self.q_norm: nnx.Module | None
+        self.k_norm: nnx.Module | None
         if cfg.qk_norm:
             self.q_norm = _norm(cfg, self.head_dim, dtype, rngs)
             self.k_norm = _norm(cfg, self.head_dim, dtype, rngs)
@@ -200,7 +204,7 @@ class Attention(nnx.Module):
         v_BxTxNxH = qkv_BxTxQ[..., (h + hkv) * dh :].reshape(b, t, hkv, dh)
         if hkv != h:  # each kv head serves h/hkv consecutive query heads
             k_BxTxNxH, v_BxTxNxH = (jnp.repeat(x, h // hkv, axis=2) for x in (k_BxTxNxH, v_BxTxNxH))
-        if self.q_norm is not None:
+        if self.q_norm is not None and self.k_norm is not None:  # both or neither
             q_BxTxNxH = self.q_norm(q_BxTxNxH)
             k_BxTxNxH = self.k_norm(k_BxTxNxH)
         if self.rope_theta is not None:
@@ -212,7 +216,11 @@ class Attention(nnx.Module):
             out_BxTxNxH = causal_attention(q_BxTxNxH, k_BxTxNxH, v_BxTxNxH)
         else:
             out_BxTxNxH = jax.nn.dot_product_attention(
-                q_BxTxNxH, k_BxTxNxH, v_BxTxNxH, is_causal=True, implementation=self.impl
+                q_BxTxNxH,
+                k_BxTxNxH,
+                v_BxTxNxH,
+                is_causal=True,
+                implementation=cast(Literal["xla", "cudnn"], self.impl),  # not "chunked" here
             )
         return self.out(out_BxTxNxH.reshape(b, t, d))
 
@@ -222,6 +230,7 @@ class Mlp(nnx.Module):
 
     def __init__(self, cfg: ModelConfig, dtype: jnp.dtype, *, rngs: nnx.Rngs):
         d, f = cfg.d_model, cfg.d_ff
+        assert f is not None  # the model is built from a resolved config
         out_std = cfg.init_std / math.sqrt(2 * cfg.n_layers)
         self.swiglu = cfg.mlp == "swiglu"
         self.up = _linear(cfg, d, f, cfg.init_std, dtype, rngs)
@@ -229,7 +238,7 @@ class Mlp(nnx.Module):
         self.down = _linear(cfg, f, d, out_std, dtype, rngs)
 
     def __call__(self, x_BxTxD: jax.Array) -> jax.Array:
-        if self.swiglu:
+        if self.gate is not None:  # SwiGLU
             h_BxTxF = jax.nn.silu(self.gate(x_BxTxD)) * self.up(x_BxTxD)
         else:
             h_BxTxF = jax.nn.gelu(self.up(x_BxTxD), approximate=True)  # GPT-2's gelu_new
@@ -276,6 +285,7 @@ class Transformer(nnx.Module):
             embedding_init=embed_init,
             rngs=rngs,
         )
+        self.pos_embed: nnx.Embed | None
         if cfg.position == "learned":
             self.pos_embed = nnx.Embed(
                 max_seq_len,

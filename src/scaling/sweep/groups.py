@@ -8,6 +8,7 @@ points carried in `group_runs`; the entry point turns them back into configs (`g
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import cast
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
@@ -38,7 +39,7 @@ def group_configs(cfg: DictConfig) -> list[PretrainConfig] | None:
 
 def member_config(job_cfg: DictConfig, entry: str) -> DictConfig:
     """One more run of a group job: the job's config with a `group_runs` entry applied."""
-    return OmegaConf.merge(job_cfg, OmegaConf.from_dotlist(entry.split()))
+    return cast(DictConfig, OmegaConf.merge(job_cfg, OmegaConf.from_dotlist(entry.split())))
 
 
 def group_points(
@@ -76,6 +77,7 @@ def group_points(
         key = group_key(cfg) if cfg is not None else None
         job = open_jobs.get(key) if key is not None else None
         if job is not None:
+            assert cfg is not None and key is not None  # only a config's key finds a job
             rebuilt = validated(member_config(config_of(job[0]), member_overrides(point)))
             if rebuilt is not None and to_dict(rebuilt) == to_dict(cfg):
                 job.append(point)

@@ -22,7 +22,7 @@ import functools
 import math
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import jax
 import jax.numpy as jnp
@@ -40,6 +40,7 @@ from scaling.config import (
     to_dict,
     validate,
 )
+from scaling.data import Corpus
 from scaling.model import hf
 from scaling.tasks import metrics
 from scaling.tasks.examples import PAD_ID
@@ -334,13 +335,16 @@ def finetune(cfg: FinetuneConfig) -> dict[str, Any]:
     _check_same_finetune(run_dir, to_dict(cfg))
     # A new run reads its source first: a damaged one fails in one line before any compile.
     new = source is not None and records.read_record(run_dir) is None
-    start = restore_params(source) if new else None
+    start = restore_params(source) if source is not None and new else None
     vocab = source.vocab_size if source else BYTE_VOCAB
     hooks = finetune_hooks(cfg, source, start)
     with open_run(
         cfg,
         run_dir,
-        make_corpus=lambda: TaskCorpus(build_task(cfg.task), seed=cfg.train.seed, vocab_size=vocab),
+        # Its batches are (tokens, answer_mask) pairs, which the loop takes under `hooks.masked`.
+        make_corpus=lambda: cast(
+            Corpus, TaskCorpus(build_task(cfg.task), seed=cfg.train.seed, vocab_size=vocab)
+        ),
         make_trainer=lambda corpus: Trainer(cfg, corpus, run_dir, hooks),
     ) as opened:
         if isinstance(opened, dict):

@@ -22,9 +22,7 @@ VAL_ROWS = 16
 
 
 @functools.lru_cache(maxsize=16)  # one jitted function per model shape, as the train step
-def make_eval_step(
-    graphdef: Any, layout: shard.Layout = shard.SINGLE
-) -> Callable[[Any, jax.Array], jax.Array]:
+def make_eval_step(graphdef: Any, layout: shard.Layout = shard.SINGLE) -> jax.stages.Wrapped:
     """The jitted eval(params, batch_BxTp1) -> ce_B: each sequence's mean next-token
     cross-entropy (nats/token), from which the loss and its standard error follow.
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import signal
 import time
-from typing import Any
+from typing import Any, cast
 
 import jax
 import jax.numpy as jnp
@@ -31,7 +31,7 @@ from scaling.train.progress import Progress
 from scaling.train.record import abort_record, end_record, progress_fields
 from scaling.train.run import Trainer, window
 from scaling.train.signals import SignalWatch, end_status
-from scaling.train.step import build_step, stack, take
+from scaling.train.step import TrainState, build_step, stack, take
 
 
 def train(runs: list[Trainer]) -> list[dict[str, Any]]:
@@ -67,7 +67,7 @@ def train(runs: list[Trainer]) -> list[dict[str, Any]]:
         for run in runs:
             if run.final is None:  # _finalise closed the others
                 run.close()
-    return [run.final for run in runs]
+    return [cast(dict[str, Any], run.final) for run in runs]  # _loop ended every run
 
 
 def evaluate_only(run: Trainer) -> dict[str, Any]:
@@ -163,7 +163,8 @@ class GroupSteps:
         self.state = stack([run.state for run in active])
         self.lr_KxS = stack([lr_table(run.schedule, self.n_steps) for run in active])
         for run in self.runs:
-            run.state = None  # while training, the stacked state is the only copy
+            # While training, the stacked state is the only copy.
+            run.state = cast(TrainState, None)
 
     def advance(self, active: list[Trainer]) -> list[tuple[dict, int | None]]:
         """One step of every active run; each one's (the step's metrics, its index in them)."""
@@ -253,10 +254,10 @@ def _loop(
         steady_s = time.perf_counter() - steady_start - (steps.compile_s - compile_before)
         for run in ended:
             _finalise(run, watch.signal, steps.compile_s, wall_start, steady_s)
-        keep = np.asarray([j for j, run in enumerate(active) if run.end is None])
-        active = [active[j] for j in keep]
+        kept = [j for j, run in enumerate(active) if run.end is None]
+        active = [active[j] for j in kept]
         if active:
-            steps.keep(keep)
+            steps.keep(np.asarray(kept))
 
 
 def after_step(run: Trainer, steps: Steps, j: int, caught: signal.Signals | None) -> None:
@@ -341,7 +342,8 @@ def _progress(runs: list[Trainer]) -> Progress:
 
 def _mean_losses(runs: list[Trainer]) -> tuple[float | None, float | None]:
     """The mean over `runs` of their latest logged train and validation losses, for progress."""
-    losses, vals = ([run.losses[i] for run in runs if run.losses[i] is not None] for i in (0, 1))
+    losses = [loss for loss, _ in (run.losses for run in runs) if loss is not None]
+    vals = [val for _, val in (run.losses for run in runs) if val is not None]
     return (
         float(np.mean(losses)) if losses else None,
         float(np.mean(vals)) if len(vals) == len(runs) else None,

@@ -11,7 +11,7 @@ import contextlib
 import hashlib
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 from omegaconf import OmegaConf
 
@@ -75,7 +75,7 @@ def pretrain_group(cfgs: Sequence[PretrainConfig]) -> list[dict[str, Any]]:
                 where.append(i)
         for i, record in zip(where, _train(trainers), strict=True):
             results[i] = record
-    return results
+    return cast(list[dict[str, Any]], results)  # every run has its record
 
 
 def _train(trainers: list[Trainer]) -> list[dict[str, Any]]:

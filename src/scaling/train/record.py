@@ -115,7 +115,7 @@ def end_record(
         "best_val_loss": run.best_val if math.isfinite(run.best_val) else None,
         "wall_time_s": time.perf_counter() - wall_start,
         "compile_time_s": compile_s,
-        "step_time_s": steady_s / run.steady_steps if tokens_per_s else None,
+        "step_time_s": steady_s / run.steady_steps if tokens_per_s and steady_s else None,
         "tokens_per_s": tokens_per_s,
         "mfu": accounting.mfu(tokens_per_s, flops, peak_in_use) if tokens_per_s else None,
     }

@@ -91,12 +91,18 @@ class Layout:
 
     def shardings(self, tree: Any) -> Any:
         """The sharding of every array (or ShapeDtypeStruct) leaf of a state-like tree."""
-        return jax.tree.map(lambda x: NamedSharding(self.mesh, self._spec(x.shape)), tree)
+        mesh = self._sharded_mesh()
+        return jax.tree.map(lambda x: NamedSharding(mesh, self._spec(x.shape)), tree)
+
+    def _sharded_mesh(self) -> Mesh:
+        """The mesh, for what only a sharded layout (dp, fsdp: always on a mesh) does."""
+        assert self.mesh is not None, "a single-device layout has no shardings"
+        return self.mesh
 
     def _spec(self, shape: tuple[int, ...]) -> PartitionSpec:
         if self.strategy != "fsdp":
             return PartitionSpec()
-        n = self.mesh.size
+        n = self._sharded_mesh().size
         # The largest dimension the data axis divides; the first of equals. None: replicate.
         dims = [i for i, size in enumerate(shape) if size % n == 0]
         if not dims:
@@ -120,11 +126,11 @@ class Layout:
         """Inside a jitted function: whole parameters for the compute (FSDP's all-gather)."""
         if self.strategy != "fsdp":
             return params
-        replicated = NamedSharding(self.mesh, PartitionSpec())
+        replicated = NamedSharding(self._sharded_mesh(), PartitionSpec())
         return jax.tree.map(lambda x: jax.lax.with_sharding_constraint(x, replicated), params)
 
     def batch_sharding(self, ndim: int) -> NamedSharding:
-        return NamedSharding(self.mesh, PartitionSpec(DATA_AXIS, *([None] * (ndim - 1))))
+        return NamedSharding(self._sharded_mesh(), PartitionSpec(DATA_AXIS, *([None] * (ndim - 1))))
 
     def put_batch(self, x: np.ndarray) -> jax.Array:
         """A host batch (the same global batch on every process) as a device array split by rows."""

@@ -8,17 +8,16 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import jax
-from flax import nnx
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from scaling import records
 from scaling.config import ConfigError, PretrainConfig, validate
 from scaling.model import hf
-from scaling.model.transformer import build_model
+from scaling.model.transformer import Transformer, build_model
 from scaling.train import rundir
 from scaling.train.checkpoint import Checkpointer
 from scaling.train.optim import Plan, make_optimizer, make_schedule
@@ -86,7 +85,7 @@ def read_run(init_from: str) -> Source:
             OmegaConf.structured(PretrainConfig),
             {k: v for k, v in stored.items() if k in fields},
         )
-        config = validate(OmegaConf.to_object(merged))
+        config = validate(cast(PretrainConfig, OmegaConf.to_object(merged)))
     except (OmegaConfBaseException, ConfigError, AttributeError, TypeError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ConfigError(f"init_from={init_from!r}: {run_dir}/config.yaml: {first}") from err
@@ -105,7 +104,7 @@ def restore_params(source: Source) -> tuple[int, Any]:
     plan = Plan.from_config(cfg.train, cfg.data.seq_len)
     tx = make_optimizer(cfg.train, make_schedule(cfg.train, plan))
 
-    def factory() -> nnx.Module:
+    def factory() -> Transformer:
         return build_model(cfg.model, source.vocab_size, cfg.data.seq_len, seed=cfg.train.seed)
 
     template = jax.eval_shape(lambda: fresh_state(factory, tx))

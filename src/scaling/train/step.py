@@ -87,7 +87,7 @@ def make_train_step(
     z_loss: float,
     grad_accum: int,
     layout: shard.Layout = shard.SINGLE,
-) -> Callable[..., tuple[TrainState, dict]]:
+) -> jax.stages.Wrapped:
     """The jitted step(state, lr, batch_BxTp1, mask_BxTp1=None); `state` is donated, so the
     caller must use the returned one.
 
@@ -111,7 +111,7 @@ def _train_step(
     z_loss: float,
     grad_accum: int,
     layout: shard.Layout,
-) -> Callable[..., tuple[TrainState, dict]]:
+) -> jax.stages.Wrapped:
     train = TrainConfig(**dict(optimizer_settings))
     grad_fn = jax.value_and_grad(make_loss_fn(graphdef, z_loss), has_aux=True)
 
@@ -150,7 +150,7 @@ def _train_step(
             zeros = (zero, {"ce": zero, "z": zero}, jax.tree.map(jnp.zeros_like, params))
             if mask_BxTp1 is None:
                 (loss, aux, grads), _ = jax.lax.scan(accumulate, zeros, micro)
-                total = grad_accum
+                total: int | jax.Array = grad_accum
             else:
                 (loss, aux, grads, count), _ = jax.lax.scan(accumulate, (*zeros, zero), micro)
                 total = jnp.maximum(count, 1.0)
@@ -173,7 +173,9 @@ def _train_step(
     return jax.jit(step, donate_argnums=0)
 
 
-def make_group_step(graphdef: Any, train: TrainConfig, z_loss: float, grad_accum: int) -> Any:
+def make_group_step(
+    graphdef: Any, train: TrainConfig, z_loss: float, grad_accum: int
+) -> jax.stages.Wrapped:
     """The single-run step vmapped over (state, batch, lr table); the stacked state is donated.
 
     `train` gives the settings the runs share (`scaling.config.group_key`); each run's
@@ -194,7 +196,7 @@ def build_step(
     z_loss: float,
     grad_accum: int,
     state: TrainState,
-    batch_specs: Sequence[jax.ShapeDtypeStruct],
+    batch_specs: Sequence[jax.ShapeDtypeStruct | jax.Array],
     lr_KxS: jax.Array | None = None,
     layout: shard.Layout = shard.SINGLE,
 ) -> tuple[Any, float]:
