@@ -60,7 +60,7 @@ def read_config(path: str | Path) -> HFModel:
 
 
 def _get(path: Path, hf: dict, field: str) -> Any:
-    if field not in hf:
+    if hf.get(field) is None:
         raise ConfigError(f"{path / CONFIG_FILE}: {field} is missing")
     return hf[field]
 
