@@ -37,7 +37,7 @@ def machine() -> dict[str, Any]:
 
 def versions() -> dict[str, str | None]:
     """Python's and the key libraries' versions (None: not installed)."""
-    out = {"python": platform.python_version()}
+    out: dict[str, str | None] = {"python": platform.python_version()}
     for pkg in ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "numpy", "hydra-core"):
         try:
             out[pkg] = metadata.version(pkg)

@@ -182,29 +182,32 @@ class RecordError(ValueError):
     """A record.json that is not a `Record` of this schema version."""
 
 
-def check_record(record: dict[str, Any], where: Path) -> Record:
-    """`record` as a Record; RecordError naming `where` and the field when it is not one."""
+def check_record(record: dict[str, Any], where: Path) -> dict[str, Any]:
+    """`record` when its fields are a Record's; RecordError naming `where` and the field if not.
+
+    Records travel as plain dicts (a run adds its fields as it goes); this check at every write
+    and read is what holds them to the schema."""
     unknown = sorted(set(record) - RECORD_FIELDS)
     if unknown:
         raise RecordError(f"{where}: unknown record field {', '.join(unknown)}")
     missing = sorted(Record.__required_keys__ - set(record))
     if missing:
         raise RecordError(f"{where}: record lacks {', '.join(missing)}")
-    return record  # type: ignore[return-value]  # checked above: a dict with Record's keys
+    return record
 
 
-def write_record(run_dir: Path, record: Record | dict[str, Any]) -> None:
+def write_record(run_dir: Path, record: dict[str, Any]) -> None:
     if not _writes_enabled:
         return
     path = Path(run_dir) / RECORD_FILE
-    check_record(dict(record), path)
+    check_record(record, path)
     text = json.dumps(
         {_VERSION_KEY: SCHEMA_VERSION, **record}, indent=2, sort_keys=False, default=_json_default
     )
     atomic_write_text(path, text + "\n")
 
 
-def read_record(run_dir: Path) -> Record | None:
+def read_record(run_dir: Path) -> dict[str, Any] | None:
     """The run's record, or None when it has none (never started) or it is unreadable JSON;
     RecordError when it is JSON but not a Record of this schema version."""
     path = Path(run_dir) / RECORD_FILE

@@ -159,4 +159,4 @@ def has_gpu() -> bool:
     import subprocess
 
     smi = shutil.which("nvidia-smi")
-    return bool(smi) and subprocess.run([smi, "-L"], capture_output=True).returncode == 0
+    return smi is not None and subprocess.run([smi, "-L"], capture_output=True).returncode == 0

@@ -146,7 +146,9 @@ def measure_shape(
     sides = with_variants(tuple(sides), variants)
     overrides = {side_name(v): fields for v, fields in (variants or {}).items()}
     priority = sorted(sides, key=lambda n: (n != OURS, n in overrides))  # stable otherwise
-    built, setup_s, steps, peaks, skipped, failed = {}, {}, {}, {}, {}, {}
+    built: dict[str, Any] = {}
+    setup_s: dict[str, float] = {}
+    steps, peaks, skipped, failed = {}, {}, {}, {}
     for name in priority:
         limits = [deadline] + ([variants_deadline] if name in overrides else [])
         limit = min((t for t in limits if t is not None), default=None)

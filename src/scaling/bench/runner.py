@@ -36,7 +36,12 @@ def bench_shapes(
         if not budget.has_time():
             row = budget.skipped_row(shape)
         else:
-            spec = {"shape": asdict(shape), "device": device, "sides": sides, "reps": reps}
+            spec: dict[str, Any] = {
+                "shape": asdict(shape),
+                "device": device,
+                "sides": sides,
+                "reps": reps,
+            }
             # ceiling: the matmul rate MFU is read against, measured on an accelerator
             spec.update(block_s=block_s, grad_accum=grad_accum, variants=variants, ceiling=True)
             left = budget.left()

@@ -8,6 +8,7 @@ name) and the last val_fraction of its rows' bytes validates. Each row is one do
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from scaling.config import ConfigError, DataConfig
 from scaling.data.batching import TokenCorpus, name_files
@@ -23,7 +24,10 @@ def _load_rows(cfg: DataConfig, files: list[Path] | None) -> list[str]:
             "data.corpus=hf needs the optional `datasets` package: pip install scaling[hf]"
         ) from None
     source = name_files([str(f) for f in files or []], f"data.hf_builder={cfg.hf_builder!r}")
-    kwargs = {"split": cfg.hf_split, "cache_dir": str(cache_root(cfg.cache_dir) / "hf")}
+    kwargs: dict[str, Any] = {
+        "split": cfg.hf_split,
+        "cache_dir": str(cache_root(cfg.cache_dir) / "hf"),
+    }
     if files is not None:
         kwargs["data_files"] = [str(f) for f in files]
     try:

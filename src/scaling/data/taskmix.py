@@ -88,8 +88,8 @@ class TaskMixCorpus:
 
     def _mix(self, batch: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         n_rows, width = batch.shape
-        replace = rng.random(n_rows) < self.fraction
-        which = rng.integers(len(self.tasks), size=n_rows)
+        replace: np.ndarray = np.less(rng.random(n_rows), self.fraction)
+        which = np.asarray(rng.integers(len(self.tasks), size=n_rows))
         if not replace.any():
             return batch
         out = batch.copy()

@@ -11,7 +11,13 @@ from scaling.config import ConfigError, DataConfig
 from scaling.data.batching import TokenCorpus, TokenStore
 from scaling.data.cache import digest
 from scaling.data.files import plan_split, read_text
-from scaling.data.tokenizers import DOC_END, ByteTokenizer, bpe_tokenizer, encode_cached
+from scaling.data.tokenizers import (
+    DOC_END,
+    BpeTokenizer,
+    ByteTokenizer,
+    bpe_tokenizer,
+    encode_cached,
+)
 
 
 @dataclass
@@ -54,6 +60,7 @@ def corpus_from_split(name: str, split: TextSplit, cfg: DataConfig, seed: int) -
     train_key = digest(["stream-v1", *split.train_files, split.train])
     val_key = digest(["stream-v1", *split.val_files, split.val])
     info: dict[str, Any] = {**split.info, "train_digest": train_key, "val_digest": val_key}
+    tok: ByteTokenizer | BpeTokenizer
     if cfg.tokenizer == "bpe":
         tok = bpe_tokenizer(split.train, train_key, cfg.bpe_vocab_size, cfg.cache_dir)
         info["bpe_trained_vocab_size"] = tok.trained_vocab_size

@@ -16,7 +16,7 @@ import numpy as np
 from scaling.data.cache import atomic_write, cache_root, digest, load_npy, save_npy
 
 if TYPE_CHECKING:  # the optional `tokenizers` library is imported only to train or load one
-    from tokenizers import Tokenizer
+    from tokenizers import Tokenizer as HFTokenizer
 
 EOT = "<|endoftext|>"
 DOC_END = "\0"
@@ -46,7 +46,7 @@ class BpeTokenizer:
 
     name = "bpe"
 
-    def __init__(self, tokenizer: Tokenizer, vocab_size: int, key: str) -> None:
+    def __init__(self, tokenizer: HFTokenizer, vocab_size: int, key: str) -> None:
         self._tok = tokenizer
         self.key = key
         self.vocab_size = vocab_size  # the configured size; trained ids are all below it
@@ -66,7 +66,7 @@ class BpeTokenizer:
         return ids.astype(np.uint16 if self.vocab_size <= 2**16 else np.uint32)
 
 
-def _train_bpe(train_text: str, vocab_size: int) -> Tokenizer:
+def _train_bpe(train_text: str, vocab_size: int) -> HFTokenizer:
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
     tok = Tokenizer(models.BPE())
@@ -99,7 +99,9 @@ def bpe_tokenizer(train_text: str, train_key: str, vocab_size: int, cache_dir: s
     return BpeTokenizer(tok, vocab_size, key)
 
 
-def encode_cached(tokenizer: Tokenizer, text: str, text_key: str, cache_dir: str) -> np.ndarray:
+def encode_cached(
+    tokenizer: ByteTokenizer | BpeTokenizer, text: str, text_key: str, cache_dir: str
+) -> np.ndarray:
     """Tokens of a stream; BPE results are cached as .npy (bytes are cheaper to recompute)."""
     if isinstance(tokenizer, ByteTokenizer):
         return tokenizer.encode_stream(text)

@@ -40,7 +40,7 @@ from scaling.config import (
     to_dict,
     validate,
 )
-from scaling.data import Corpus
+from scaling.data.corpus import Corpus
 from scaling.model import hf
 from scaling.tasks import metrics
 from scaling.tasks.examples import PAD_ID

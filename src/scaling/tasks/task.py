@@ -171,8 +171,9 @@ class Task:
         draw = self.distinct if distinct else self.sample
         return [Query(e, self.shots(rng, few_shot, e.prompt)) for e in draw(split, rng, n)]
 
-    def eval_set(self) -> list[Query]:
-        """The config's eval set: cfg.n_eval distinct eval problems with cfg.few_shot shots.
+    def eval_set(self) -> list[Any]:
+        """The config's eval set: cfg.n_eval distinct eval problems with cfg.few_shot shots
+        (`Query`s here; a task with its own form of problem, as Facts, gives its own).
 
         Fewer when the eval split is smaller (e.g. 20 problems for 1-digit addition); report
         `scaling.tasks.metrics.resolution(len(eval_set))` beside accuracies measured on it.
@@ -180,7 +181,7 @@ class Task:
         rng = np.random.default_rng([self.cfg.seed, EVAL_STREAM])
         return self.queries("eval", rng, self.cfg.n_eval, self.cfg.few_shot, distinct=True)
 
-    def batch(self, queries: Sequence[Query], seq_len: int) -> TaskBatch:
+    def batch(self, queries: Sequence[Any], seq_len: int) -> TaskBatch:
         return batch_examples([encode(q.example, q.shots) for q in queries], seq_len, self.name)
 
     def train_batch(self, seed: int, step: int, batch_size: int, seq_len: int) -> TaskBatch:
@@ -196,7 +197,8 @@ class Task:
         width = seq_len + 1
         chunk = batch_size * max(1, math.ceil(width / self.mean_text_len))
         examples = (encode(e) for _ in itertools.count() for e in self.sample("train", rng, chunk))
-        rows, pending = [], next(examples)
+        rows: list[tuple[np.ndarray, np.ndarray]] = []
+        pending = next(examples)
         for _ in range(batch_size):
             parts, used = [pending], len(pending[0])  # one example at least (else ConfigError)
             for pending in examples:
@@ -204,7 +206,8 @@ class Task:
                     break  # it starts the next row
                 parts.append(pending)
                 used += len(pending[0])
-            rows.append(tuple(np.concatenate(column) for column in zip(*parts, strict=True)))
+            tokens, mask = (np.concatenate(column) for column in zip(*parts, strict=True))
+            rows.append((tokens, mask))
         return batch_examples(rows, seq_len, self.name)
 
     @cached_property

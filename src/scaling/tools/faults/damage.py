@@ -80,7 +80,7 @@ def corrupt_trials(
     run_dir = out_dir / name
     slots = range(2, FAULT_STEPS // CKPT_EVERY)  # checkpoints after the first, before the end
     stops = [CKPT_EVERY * k for k in sorted(rng.sample(slots, len(modes)))]
-    found = []  # (mode, stop, problems)
+    found: list[tuple[str, int, list[str]]] = []  # (mode, stop, problems)
     for i, (mode, stop) in enumerate(zip(modes, stops, strict=True)):
         stop_at = [f"train.stop_at_step={stop}"]
         result = run_entry("pretrain", [*fault_run(out_dir, name, seed), *stop_at], out_dir)

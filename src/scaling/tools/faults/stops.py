@@ -48,7 +48,7 @@ def kill_trials(out_dir: Path, reference: Path, n_kills: int, rng: random.Random
     seed = int(reference.name.rsplit("-s", 1)[1])
     name = f"killed-{rng.randrange(1 << 30)}"
     run_dir = out_dir / name
-    kills = []  # (aimed step, step logged when killed, killed?)
+    kills: list[tuple[int, int, bool]] = []  # (aimed step, step logged when killed, killed?)
     resumes = []  # resumed_from_step of each later start
     for i in range(n_kills):
         target = next_target(rng, last_step(run_dir), n_kills - i - 1)
@@ -113,7 +113,9 @@ def signal_trials(
     seed = int(reference.name.rsplit("-s", 1)[1])
     name = f"{prefix}-{rng.randrange(1 << 30)}"
     run_dir = out_dir / name
-    found = []  # (signal, times, aimed step, stopped step, problems, how it stopped)
+    found: list[
+        tuple[Any, ...]
+    ] = []  # (signal, times, aimed step, stopped step, problems, how it stopped)
     resumes = []  # resumed_from_step of each later start
     for i, (sig, times) in enumerate(stops):
         target = next_target(rng, last_step(run_dir), len(stops) - i - 1)
