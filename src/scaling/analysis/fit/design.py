@@ -13,10 +13,13 @@ Pure numpy/JAX fits on arrays; never imports model code.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from scaling.analysis.fit.chinchilla import ChinchillaLaw, chinchilla_approach3
 from scaling.analysis.fit.frontier import group_budgets, isoflop_minima
@@ -205,3 +208,34 @@ def markdown(check: DesignCheck) -> str:
         truth, q5, q50, q95 = check.tokens_per_param[c]
         lines.append(f"| {c:.3g} | {share:.0%} | {truth:.3g} | {q5:.3g}, {q50:.3g}, {q95:.3g} |")
     return "\n".join(lines) + "\n"
+
+
+# --- the law and noise a design check samples, from a study's results
+
+LAW_KEYS = ("A", "B", "E", "alpha", "beta")
+
+
+def parse_law(text: str) -> ChinchillaLaw:
+    values = dict(item.split("=", 1) for item in text.split(",") if "=" in item)
+    missing = [k for k in LAW_KEYS if k not in values]
+    if missing or set(values) - set(LAW_KEYS):
+        raise ValueError(f"--law needs exactly {','.join(LAW_KEYS)} as key=value, got {text!r}")
+    return ChinchillaLaw(**{k: float(values[k]) for k in LAW_KEYS})
+
+
+def law_from(path: Path) -> ChinchillaLaw:
+    fits = json.loads(path.read_text())["fits"]
+    name = "approach3_e_fixed" if "approach3_e_fixed" in fits else "approach3"
+    params = fits[name]["params"]
+    return ChinchillaLaw(**{k: params[k]["estimate"] for k in LAW_KEYS})
+
+
+def noise_from(path: Path) -> float:
+    """The sd of log loss between seeds: from each point's seed spread (max - min), which for
+    two seeds is sqrt(2) sd."""
+    points = pd.read_csv(path)
+    seeded = points[points["n_seeds"] >= 2]
+    if seeded.empty:
+        raise ValueError(f"{path}: no point ran two or more seeds")
+    relative = seeded["seed_spread"] / seeded["loss"]
+    return float(np.sqrt(np.mean(np.square(relative) / 2)))
