@@ -19,7 +19,7 @@ import pandas as pd
 
 from scaling.analysis import emergence
 from scaling.analysis.fit.results import Estimate
-from scaling.analysis.format import interval_of, number
+from scaling.analysis.format import interval_of, number, table
 from scaling.analysis.verdicts import (
     CONTRADICTED,
     NOT_RESOLVED,
@@ -469,6 +469,4 @@ def rules_table(rules: Rules, thresholds: emergence.Thresholds) -> str:
             f"> {number(r.min_schedule_gap)} nats",
         ),
     ]
-    lines = ["| claim | rule | minimum effect |", "| --- | --- | --- |"]
-    lines += [f"| {n} | {rule} | {minimum} |" for n, rule, minimum in rows]
-    return "\n".join(lines)
+    return table(["claim", "rule", "minimum effect"], rows)

@@ -23,6 +23,7 @@ import pandas as pd
 
 from scaling.analysis.fit.chinchilla import ChinchillaLaw, chinchilla_approach3
 from scaling.analysis.fit.frontier import group_budgets, isoflop_minima
+from scaling.analysis.format import percent, table
 
 CHECKED = ("alpha", "beta", "E", "a")  # a: N_opt ~ C^a, the frontier's exponent
 FITS = {"E free": False, "E fixed": True}  # the two Approach 3 fits a study reports
@@ -183,30 +184,36 @@ def markdown(check: DesignCheck) -> str:
         f"beta = {law.beta:.3g}; {check.n_points} points; log-loss noise sd {check.noise:.3g}; "
         f"{check.n_sims} simulations.",
         "",
-        "| fit | quantity | truth | median estimate | 90% of estimates | interval covers truth "
-        "| median interval width | interval above 0 |",
-        "| --- | --- | ---: | ---: | --- | ---: | ---: | ---: |",
     ]
-    for fit_name, rows in check.fits.items():
-        for r in rows:
-            if fit_name == "E fixed" and r.name == "E":
-                continue  # set, not fitted
-            lines.append(
-                f"| {fit_name} | {r.name} | {r.truth:.4g} | {r.median:.4g} | "
-                f"[{r.low:.4g}, {r.high:.4g}] | {r.coverage:.0%} | {r.median_width:.3g} | "
-                f"{r.above_zero:.0%} |"
-            )
+    header = ["fit", "quantity", "truth", "median estimate", "90% of estimates"]
+    header += ["interval covers truth", "median interval width", "interval above 0"]
+    recovered = [
+        [
+            fit_name,
+            r.name,
+            f"{r.truth:.4g}",
+            f"{r.median:.4g}",
+            f"[{r.low:.4g}, {r.high:.4g}]",
+            percent(r.coverage),
+            f"{r.median_width:.3g}",
+            percent(r.above_zero),
+        ]
+        for fit_name, rows in check.fits.items()
+        for r in rows
+        if not (fit_name == "E fixed" and r.name == "E")  # E is set there, not fitted
+    ]
+    lines.append(table(header, recovered, align="llrrlrrr"))
     if not check.interior_share:
         return "\n".join(lines) + "\n"  # no budget of equal-compute runs: no IsoFLOP minima
-    lines += [
-        "",
-        "| budget C | minimum inside its rungs | true D/N at the optimum | D/N of the parabola's "
-        "minimum (5%, 50%, 95%) |",
-        "| ---: | ---: | ---: | --- |",
-    ]
+    header = ["budget C", "minimum inside its rungs", "true D/N at the optimum"]
+    header.append("D/N of the parabola's minimum (5%, 50%, 95%)")
+    budgets = []
     for c, share in sorted(check.interior_share.items()):
         truth, q5, q50, q95 = check.tokens_per_param[c]
-        lines.append(f"| {c:.3g} | {share:.0%} | {truth:.3g} | {q5:.3g}, {q50:.3g}, {q95:.3g} |")
+        budgets.append(
+            [f"{c:.3g}", percent(share), f"{truth:.3g}", f"{q5:.3g}, {q50:.3g}, {q95:.3g}"]
+        )
+    lines += ["", table(header, budgets, align="rrrl")]
     return "\n".join(lines) + "\n"
 
 
