@@ -18,10 +18,13 @@ import pytest
 
 from scaling.analysis import emergence, rules
 from scaling.analysis.fit.results import Estimate, FitResult, interval_estimate
+from scaling.analysis.ledger import ablations
+from scaling.analysis.ledger import sweep as ledger_sweep
+from scaling.analysis.ledger.claim import missing
 from scaling.analysis.rules import BudgetRatio, Rules, SweepEvidence
+from scaling.analysis.study import Fits
 from scaling.analysis.verdicts import CONTRADICTED, NOT_RESOLVED, OUTCOMES, SUPPORTED
 from scaling.reports import claims
-from scaling.reports import sweep as report
 
 S, C, NR = SUPPORTED, CONTRADICTED, NOT_RESOLVED
 RULES = Rules()
@@ -187,7 +190,7 @@ def test_claim2_reads_budgets_inside_the_sweep_only():
         derived={"frontier": frontier},
     )
     study = SimpleNamespace(points=points, entropy=1.52)
-    evidence = claims.sweep_evidence(study, report.Fits(results={"approach3": a3}))
+    evidence = ledger_sweep.sweep_evidence(study, Fits(results={"approach3": a3}))
     assert [b.C for b in evidence.ratios] == [1e12, 3e12]
     assert evidence.E_known == 1.52 and evidence.E_fit.estimate == 1.5
     # Approach 2's per-budget minima, where fitted, come first, with their interior flags.
@@ -200,14 +203,14 @@ def test_claim2_reads_budgets_inside_the_sweep_only():
         }
     ]
     a2 = FitResult("a2", {}, 6, derived={"isoflop_minima": minima})
-    evidence = claims.sweep_evidence(study, report.Fits(results={"approach3": a3, "approach2": a2}))
+    evidence = ledger_sweep.sweep_evidence(study, Fits(results={"approach3": a3, "approach2": a2}))
     (budget,) = evidence.ratios
     assert not budget.interior
     assert (budget.tokens_per_param.ci_low, budget.tokens_per_param.ci_high) == (6.25, 100.0)
     # With E fixed at the known entropy, alpha and beta come from that fit; E_fit stays free.
     fixed = FitResult("a3", {"alpha": est(0.5, 0.4, 0.6), "beta": est(0.4, 0.3, 0.5)}, 6)
-    both = report.Fits(results={"approach3": a3, "approach3_e_fixed": fixed})
-    evidence = claims.sweep_evidence(study, both)
+    both = Fits(results={"approach3": a3, "approach3_e_fixed": fixed})
+    evidence = ledger_sweep.sweep_evidence(study, both)
     assert evidence.alpha.estimate == 0.5 and "E fixed at 1.5200" in evidence.fit
     assert evidence.E_fit.estimate == 1.5
     # Read in Chinchilla's count (every parameter), that fit's frontier decides the ratio and
@@ -216,10 +219,10 @@ def test_claim2_reads_budgets_inside_the_sweep_only():
     counted = SimpleNamespace(points=counted_points, entropy=1.52)
     counted_frontier = [{**row, "C": row["C"] * 1.25} for row in frontier]
     counted_a3 = FitResult("a3", a3.params, 6, derived={"frontier": counted_frontier})
-    evidence = claims.sweep_evidence(
+    evidence = ledger_sweep.sweep_evidence(
         study,
-        report.Fits(results={"approach3": a3, "approach2": a2}),
-        (counted, report.Fits(results={"approach3": counted_a3})),
+        Fits(results={"approach3": a3, "approach2": a2}),
+        (counted, Fits(results={"approach3": counted_a3})),
     )
     assert [b.C for b in evidence.ratios] == [1.25e12, 3.75e12]  # inside 7.5e11 to 1.2e13
     assert "Chinchilla's count" in evidence.ratio_source
@@ -629,8 +632,8 @@ def test_the_rules_table_states_every_minimum_effect():
 
 def test_claims_json_has_one_of_three_verdicts_and_claim2_has_e():
     rows = [
-        claims.claim2_row(sweep(E_known=1.52, E_fit=est(1.5, 1.4, 1.6)), "sweep", RULES),
-        claims._missing(6, claims.C6, "memorise", "no runs"),
+        ledger_sweep.claim2_row(sweep(E_known=1.52, E_fit=est(1.5, 1.4, 1.6)), "sweep", RULES),
+        missing(6, ablations.C6, "memorise", "no runs"),
     ]
     entries = json.loads(claims.to_json(rows))
     assert [e["verdict"] for e in entries] == [S, NR]

@@ -11,6 +11,9 @@ from hydra import compose, initialize_config_dir
 
 from conftest import CONF_DIR, TINY, compose_config
 from scaling import records
+from scaling.analysis.ledger import ablations, build
+from scaling.analysis.ledger.claim import NOT_MEASURED
+from scaling.analysis.rules import Rules
 from scaling.analysis.verdicts import NOT_RESOLVED, OUTCOMES
 from scaling.config import FinetuneConfig, register_configs, to_dataclass
 from scaling.reports import claims
@@ -82,26 +85,26 @@ def test_ledger_has_every_claim_measured_from_the_runs(roots, tmp_path):
         if claim["id"] == 7:  # the corrupted sources were evaluated few-shot too
             assert "few-shot task skill per percent: addition1" in claim["measured"]
         if claim["id"] != 2:  # claim 2 needs the held-out check's 8+ runs
-            assert not claim["reason"].startswith(claims.NOT_MEASURED), claim
+            assert not claim["reason"].startswith(NOT_MEASURED), claim
             assert claim["measured"] != "–", claim
 
 
 def test_memorisation_gap_is_val_minus_train_loss_of_the_records(roots):
     table = records.collect(roots["ablations"] / "memorise")
     gaps = sorted((table["final_val_loss"] - table["final_train_loss"]).round(3))
-    claim = claims.memorisation_claim(roots["ablations"] / "memorise", claims.Rules())
+    claim = ablations.memorisation_claim(roots["ablations"] / "memorise", Rules())
     for gap in gaps:
         assert f"{gap:+.3f}" in claim.note
     assert set(table["epochs"].round(2)) == {24.0, 6.0, 1.5}  # 3072 tokens over U
 
 
 def test_missing_runs_are_reported_not_guessed(roots, tmp_path):
-    built = claims.build(roots["sweep"], tmp_path / "none", None, n_bootstrap=0)
+    built = build.build(roots["sweep"], tmp_path / "none", None, n_bootstrap=0)
     by_number = {c.number: c for c in built}
-    assert not by_number[1].reason.startswith(claims.NOT_MEASURED)
+    assert not by_number[1].reason.startswith(NOT_MEASURED)
     for number in range(3, 9):
         assert by_number[number].verdict == NOT_RESOLVED
-        assert by_number[number].reason.startswith(claims.NOT_MEASURED)
+        assert by_number[number].reason.startswith(NOT_MEASURED)
         assert by_number[number].measured == "–"
 
 

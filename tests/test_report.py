@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from scaling.analysis import study as sweep_study
 from scaling.reports import sweep as report
 from scaling.train.pretrain import pretrain
 
@@ -53,7 +54,7 @@ def test_report_writes_tables_fits_and_plots(study_runs, tmp_path):
         assert (results / f"{name}.png").stat().st_size > 10_000
 
 
-def isoflop_study(law, entropy) -> report.Study:
+def isoflop_study(law, entropy) -> sweep_study.Study:
     """A Study of an IsoFLOP grid sampled from `law`: 5 sizes at each of 3 budgets, the last
     budget's sizes all on the right of its optimum (an edge minimum)."""
     import numpy as np
@@ -90,7 +91,7 @@ def isoflop_study(law, entropy) -> report.Study:
         }
     )
     curves = pd.DataFrame(columns=["run_dir", "N", "D", "C", "loss"])
-    return report.Study("iso", runs, points, curves, "nonembedding", entropy)
+    return sweep_study.Study("iso", runs, points, curves, "nonembedding", entropy)
 
 
 def test_an_isoflop_study_fixes_e_flags_edge_budgets_and_holds_out_the_largest():
@@ -99,7 +100,7 @@ def test_an_isoflop_study_fixes_e_flags_edge_budgets_and_holds_out_the_largest()
     law = ChinchillaLaw(A=30.0, B=80.0, E=0.83, alpha=0.4, beta=0.35)
     study = isoflop_study(law, entropy=0.83)
     wanted = ("approach3", "approach3_e_fixed", "approach2", "heldout")
-    fits = report.fit_study(study, n_bootstrap=30, only=wanted)
+    fits = sweep_study.fit_study(study, n_bootstrap=30, only=wanted)
     name, chosen = fits.law()
     assert name == "approach3_e_fixed" and chosen.value("E") == 0.83
     assert abs(chosen.value("alpha") - law.alpha) < 0.03
@@ -111,9 +112,9 @@ def test_an_isoflop_study_fixes_e_flags_edge_budgets_and_holds_out_the_largest()
     text = report.markdown(study, fits, "cmd", [])
     assert "Approach 3 with E fixed at the corpus's exact entropy" in text
     assert text.count("edge minimum, not used") == 1
-    assert report.report_budgets(study.points) == pytest.approx((1e12, 3e12, 1e13))
+    assert sweep_study.report_budgets(study.points) == pytest.approx((1e12, 3e12, 1e13))
     # without a known entropy only the free fit runs, and it is the one the verdicts read
-    free = report.fit_study(isoflop_study(law, entropy=None), n_bootstrap=0, only=wanted)
+    free = sweep_study.fit_study(isoflop_study(law, entropy=None), n_bootstrap=0, only=wanted)
     assert free.law()[0] == "approach3" and "approach3_e_fixed" in free.skipped
 
 
@@ -145,8 +146,8 @@ def test_a_tiny_study_run_twice_writes_the_same_numbers(tmp_path):
                 keep = ("step", "train_loss", "val_loss", "val_loss_se", "grad_norm")
                 rows[(path.parent.name, row["step"])] = {k: row.get(k) for k in keep}
         logs.append(rows)
-        study = report.load_study(runs, name)
-        result = report.fit_study(study, n_bootstrap=20, only=("approach3",))
+        study = sweep_study.load_study(runs, name)
+        result = sweep_study.fit_study(study, n_bootstrap=20, only=("approach3",))
         fits.append(result.results["approach3"].to_dict())
     assert len(logs[0]) > 6 * 3 and logs[0] == logs[1]
     assert fits[0] == fits[1]

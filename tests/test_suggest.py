@@ -14,7 +14,8 @@ import pandas as pd
 import pytest
 
 from scaling.analysis import fit
-from scaling.analysis.fit.suggest import budgets_for, ladder_sizes, optimal_budget, suggest
+from scaling.analysis.fit.suggest import budgets_for, optimal_budget, suggest
+from scaling.reports.fit import ladder_sizes
 
 ROOT = Path(__file__).resolve().parents[1]
 # Besiroglu et al.'s refit (results/epoch_chinchilla): alpha = 0.3473, beta = 0.3672.

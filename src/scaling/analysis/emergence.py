@@ -53,105 +53,69 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
+from scaling.analysis.emergence_terms import (
+    AXES,
+    CONTINUOUS_METRICS,
+    DEFAULT_COLUMNS,
+    DEFAULT_THRESHOLDS,
+    DISCRETE_METRICS,
+    GENUINE,
+    LOSS_EXPLAINS,
+    MIRAGE,
+    MIXED,
+    NO_RISE,
+    PERFECT,
+    SCALE_MATTERS,
+    SCORE_NAMES,
+    SMOOTH,
+    UNDETERMINED,
+    Columns,
+    Thresholds,
+)
+from scaling.analysis.loss_test import loss_explains, loss_spline_basis
 from scaling.tasks.metrics import HIGHER_IS_BETTER, resolution
 
-DISCRETE_METRICS = ("exact_match",)
-CONTINUOUS_METRICS = ("token_accuracy", "edit_distance", "answer_logprob", "brier")
-AXES = ("n", "c", "loss")
-SCORE_NAMES = (
+# The terms and Du et al.'s test live in their own modules; callers read them from here too.
+__all__ = [
+    "AXES",
+    "CONTINUOUS_METRICS",
+    "DISCRETE_METRICS",
+    "GENUINE",
+    "LOSS_EXPLAINS",
+    "MIRAGE",
+    "MIXED",
+    "NO_RISE",
+    "PERFECT",
+    "SCALE_MATTERS",
+    "SCORE_NAMES",
+    "SMOOTH",
+    "UNDETERMINED",
+    "Columns",
+    "Thresholds",
+    "loss_explains",
+    "loss_spline_basis",
+    "to_wide",
+    "metric_columns",
+    "oriented",
+    "curve",
+    "curves",
     "improvement",
     "breakthroughness",
-    "breakthroughness_ratio",
     "linearity",
     "max_step_share",
-    "jump_rise",
-    "jump_steps",
-    "jump_contrast",
-)
-# The best value of each metric, towards which "the way to a perfect score" is measured.
-PERFECT = {
-    "exact_match": 1.0,
-    "token_accuracy": 1.0,
-    "edit_distance": 0.0,
-    "answer_logprob": 0.0,
-    "brier": 0.0,
-}
-
-MIRAGE = "mirage"
-GENUINE = "genuine"
-MIXED = "mixed"
-SMOOTH = "smooth"
-NO_RISE = "no rise"
-UNDETERMINED = "undetermined"
-LOSS_EXPLAINS = "loss explains it"
-SCALE_MATTERS = "N/D matter beyond loss"
-
-
-@dataclass(frozen=True)
-class Columns:
-    """Column names of the tidy table (defaults: the records table's names)."""
-
-    task: str = "task"
-    run: str = "run_name"
-    n: str = "n_params_total"
-    c: str = "flops_6n"
-    d: str = "tokens_seen"
-    loss: str = "final_val_loss"
-    n_examples: str = "n_examples"
-
-    def axis(self, axis: str) -> str:
-        return {"n": self.n, "c": self.c, "loss": self.loss}[axis]
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    """Every threshold the verdicts use, with its default.
-
-    - jump_contrast: a jump's rise per step must be at least this many times the median step
-      outside it. A straight line scores 1, a smooth sigmoid in log N about 2 (2.4 over 5
-      scales; its log prob, rising then saturating, 3 over 8) and p^8 of it hundreds
-      (tests/test_emergence.py).
-    - jump_width: a jump may span up to this many adjacent steps (a rise that straddles a
-      sampled scale lands in two).
-    - context_steps: steps outside the jump that must exist to tell a jump from a steady rise;
-      `min_scales` = 2 + context_steps is the fewest scales on which a one-step jump can show.
-    - min_improvement: the jump must climb at least this share of the way from the curve's worst
-      value to a perfect score (`PERFECT`), in every metric: flat noise is not a jump, and a
-      curve whose whole improvement is below it has "no rise".
-    - genuine_share: share of the continuous metrics that must jump for "genuine"; some but
-      fewer is "mixed", none is "mirage".
-    - du_alpha: F-test level; p < du_alpha means N/D explain what loss does not.
-    - du_knots: interior knots of the cubic spline in loss (fewer when runs are few).
-    - collinear_r2: above this R^2 of log N (or log D) on the loss spline the test cannot tell
-      N from loss in these runs, and says so.
-    """
-
-    jump_contrast: float = 4.0
-    jump_width: int = 2
-    context_steps: int = 2
-    min_improvement: float = 0.05
-    genuine_share: float = 0.5
-    du_alpha: float = 0.05
-    du_knots: int = 2
-    collinear_r2: float = 0.99
-
-    def __post_init__(self) -> None:
-        if self.jump_width < 1 or self.context_steps < 1:
-            raise ValueError(
-                f"jump_width ({self.jump_width}) and context_steps ({self.context_steps}) "
-                "must be at least 1: a jump is a step, seen against at least one other"
-            )
-
-    @property
-    def min_scales(self) -> int:
-        return 2 + self.context_steps
-
+    "headroom",
+    "best_jump",
+    "curve_scores",
+    "schaeffer_verdict",
+    "verdict_table",
+    "to_records",
+    "thresholds_dict",
+]
 
 # ---------------------------------------------------------------------------------------------
 # Table shape
@@ -159,7 +123,7 @@ class Thresholds:
 
 def to_wide(
     long: pd.DataFrame,
-    columns: Columns = Columns(),
+    columns: Columns = DEFAULT_COLUMNS,
     metric_col: str = "metric",
     value_col: str = "value",
 ) -> pd.DataFrame:
@@ -189,7 +153,7 @@ def oriented(metric: str, values: np.ndarray) -> np.ndarray:
 
 
 def curve(
-    table: pd.DataFrame, metric: str, axis: str, columns: Columns = Columns()
+    table: pd.DataFrame, metric: str, axis: str, columns: Columns = DEFAULT_COLUMNS
 ) -> pd.DataFrame:
     """Mean, standard error and run count of `metric` at each x of `axis`, least capable first
     (ascending N or C, descending loss). Rows missing x or the metric are dropped."""
@@ -205,7 +169,7 @@ def curves(
     table: pd.DataFrame,
     metrics: Sequence[str] | None = None,
     axes: Iterable[str] = AXES,
-    columns: Columns = Columns(),
+    columns: Columns = DEFAULT_COLUMNS,
 ) -> pd.DataFrame:
     """Every task's curve of every metric against every axis present, as one long table
     (task, metric, axis, x, y, y_sem, n_runs) ready for `scaling.reports.sweep` to plot."""
@@ -290,7 +254,7 @@ def best_jump(y: np.ndarray, max_steps: int, min_rise: float) -> tuple[float, in
 
 
 def curve_scores(
-    y: np.ndarray, metric: str, thresholds: Thresholds = Thresholds()
+    y: np.ndarray, metric: str, thresholds: Thresholds = DEFAULT_THRESHOLDS
 ) -> dict[str, float | int | bool]:
     """Scores of one curve (values ordered least to most capable, metric's own orientation):
     BIG-bench's, the best jump's (`best_jump`), whether the curve rises at least
@@ -332,7 +296,7 @@ def curve_scores(
 def schaeffer_verdict(
     scores: Mapping[str, Mapping[str, float | int | bool]],
     discrete: str = "exact_match",
-    thresholds: Thresholds = Thresholds(),
+    thresholds: Thresholds = DEFAULT_THRESHOLDS,
 ) -> str:
     """One task's verdict from its curves' scores (metric -> `curve_scores`) on one axis.
 
@@ -357,102 +321,6 @@ def schaeffer_verdict(
 
 
 # ---------------------------------------------------------------------------------------------
-# Du et al. 2024: is performance a function of pre-training loss alone?
-
-
-def loss_spline_basis(loss: np.ndarray, n_knots: int) -> np.ndarray:
-    """Cubic regression spline in standardised loss (truncated-power basis, knots at interior
-    quantiles): flexible enough for a sigmoid in loss, so N is not credited with misfit."""
-    z = (loss - loss.mean()) / (loss.std() or 1.0)
-    cols = [np.ones_like(z), z, z**2, z**3]
-    knots = np.quantile(z, np.linspace(0.0, 1.0, n_knots + 2)[1:-1])
-    cols += [np.clip(z - k, 0.0, None) ** 3 for k in knots]
-    return np.column_stack(cols)
-
-
-def _fit(design: np.ndarray, y: np.ndarray) -> tuple[float, float, int]:
-    """Residual sum of squares, leave-one-out (PRESS) sum of squares and rank of a least-squares
-    fit. LOO residuals are e_i / (1 - h_ii), from the hat matrix, without refitting."""
-    coef, *_ = np.linalg.lstsq(design, y, rcond=None)
-    resid = y - design @ coef
-    leverage = np.einsum("ij,ji->i", design, np.linalg.pinv(design))
-    loo = resid / np.clip(1.0 - leverage, 1e-9, None)
-    return float(resid @ resid), float(loo @ loo), int(np.linalg.matrix_rank(design))
-
-
-def _r2_on(design: np.ndarray, target: np.ndarray) -> float:
-    """R^2 of regressing `target` on `design` (how well loss already predicts log N)."""
-    total = np.sum(np.square(target - target.mean()))
-    if total == 0.0:
-        return 1.0
-    resid = target - design @ np.linalg.lstsq(design, target, rcond=None)[0]
-    return float(1.0 - resid @ resid / total)
-
-
-def loss_explains(
-    loss: np.ndarray,
-    y: np.ndarray,
-    n: np.ndarray,
-    d: np.ndarray | None = None,
-    thresholds: Thresholds = Thresholds(),
-) -> dict[str, float | int | str | None]:
-    """Du et al. 2024's claim as a nested-model test over runs: y ~ spline(loss) against
-    y ~ spline(loss) + log N (+ log D).
-
-    Returns the F-test p-value, RSS and leave-one-out error ratios (full / loss-only; near 1
-    when N and D add nothing), and a verdict: 'loss explains it' when p >= du_alpha,
-    'N/D matter beyond loss' when p < du_alpha, 'undetermined' when the runs cannot separate
-    N (or D) from loss or are too few."""
-    loss, y = np.asarray(loss, np.float64), np.asarray(y, np.float64)
-    out: dict = dict.fromkeys(["p_value", "rss_ratio", "cv_ratio", "knots", "scale_r2_on_loss"])
-    out["n_runs"] = len(y)
-    extras = _log_scale_columns(n, d)
-    if extras.shape[1] == 0 or len(y) < 6:
-        return {**out, "verdict": UNDETERMINED, "reason": "N and D do not vary, or < 6 runs"}
-    n_knots = thresholds.du_knots
-    while n_knots > 0 and len(y) - (4 + n_knots + extras.shape[1]) < 3:
-        n_knots -= 1  # keep at least 3 residual degrees of freedom
-    restricted = loss_spline_basis(loss, n_knots)
-    full = np.column_stack([restricted, extras])
-    collinear = max(_r2_on(restricted, e) for e in extras.T)
-    rss_r, press_r, rank_r = _fit(restricted, y)
-    rss_f, press_f, rank_f = _fit(full, y)
-    dof = len(y) - rank_f
-    out.update(knots=n_knots, scale_r2_on_loss=collinear)
-    if collinear >= thresholds.collinear_r2 or rank_f == rank_r or dof < 1:
-        reason = "log N / log D are (nearly) a function of loss in these runs"
-        return {**out, "verdict": UNDETERMINED, "reason": reason}
-    p_value = _f_test(rss_r, rss_f, rank_f - rank_r, dof, y)
-    verdict = LOSS_EXPLAINS if p_value >= thresholds.du_alpha else SCALE_MATTERS
-    return {
-        **out,
-        "p_value": p_value,
-        "rss_ratio": rss_f / rss_r if rss_r > 0 else 1.0,
-        "cv_ratio": press_f / press_r if press_r > 0 else 1.0,
-        "verdict": verdict,
-        "reason": f"F-test: log N/log D beyond a spline in loss, alpha={thresholds.du_alpha}",
-    }
-
-
-def _log_scale_columns(n: np.ndarray, d: np.ndarray | None) -> np.ndarray:
-    """Centred log N and log D as columns, leaving out any that does not vary."""
-    logs = [np.log(np.asarray(v, np.float64)) for v in (n, d) if v is not None]
-    logs = [v - v.mean() for v in logs if np.ptp(v) > 0]
-    return np.column_stack(logs) if logs else np.empty((len(n), 0))
-
-
-def _f_test(rss_r: float, rss_f: float, q: int, dof: int, y: np.ndarray) -> float:
-    """p-value of the nested F-test; exact fits (no residual) are settled without dividing by 0."""
-    scale = max(float(np.sum(np.square(y - y.mean()))), 1e-300)
-    if rss_r <= 1e-12 * scale:
-        return 1.0  # loss alone already fits exactly
-    if rss_f <= 1e-12 * scale:
-        return 0.0
-    f_stat = ((rss_r - rss_f) / q) / (rss_f / dof)
-    return float(stats.f.sf(max(f_stat, 0.0), q, dof))
-
-
-# ---------------------------------------------------------------------------------------------
 # The table
 
 
@@ -471,8 +339,8 @@ def _task_scores(rows, metrics, columns, thresholds) -> dict[str, dict[str, dict
 def verdict_table(
     table: pd.DataFrame,
     metrics: Sequence[str] | None = None,
-    columns: Columns = Columns(),
-    thresholds: Thresholds = Thresholds(),
+    columns: Columns = DEFAULT_COLUMNS,
+    thresholds: Thresholds = DEFAULT_THRESHOLDS,
     verdict_axis: str = "n",
 ) -> pd.DataFrame:
     """One row per task x metric: emergence scores against N, C and loss (suffixes _n, _c,
@@ -532,6 +400,6 @@ def to_records(frame: pd.DataFrame) -> list[dict]:
     return json.loads(frame.to_json(orient="records"))
 
 
-def thresholds_dict(thresholds: Thresholds = Thresholds()) -> dict[str, float | int]:
+def thresholds_dict(thresholds: Thresholds = DEFAULT_THRESHOLDS) -> dict[str, float | int]:
     """The thresholds as a dict (min_scales included), for a caption or a results JSON."""
     return {**asdict(thresholds), "min_scales": thresholds.min_scales}

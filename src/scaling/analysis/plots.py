@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import matplotlib
 
@@ -26,9 +25,7 @@ from matplotlib.ticker import (  # noqa: E402
 
 from scaling.analysis.fit import ChinchillaLaw, group_budgets, isoflop_minima  # noqa: E402
 from scaling.analysis.fit.frontier import parabola  # noqa: E402
-
-if TYPE_CHECKING:
-    from scaling.reports.sweep import Fits, Study
+from scaling.analysis.study import Fits, Study  # noqa: E402
 
 PANEL = (6.0, 4.4)  # inches per panel
 LEGEND = {"fontsize": 8, "framealpha": 0.85}

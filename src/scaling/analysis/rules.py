@@ -19,6 +19,7 @@ import pandas as pd
 
 from scaling.analysis import emergence
 from scaling.analysis.fit.results import Estimate
+from scaling.analysis.format import interval_of, number, table
 from scaling.analysis.verdicts import (
     CONTRADICTED,
     NOT_RESOLVED,
@@ -27,8 +28,6 @@ from scaling.analysis.verdicts import (
     above,
     difference_estimate,
     every,
-    fmt,
-    fmt_interval,
     mean_estimate,
     pooled_spread,
     proportion_gain,
@@ -243,7 +242,7 @@ def finetune_gains(paired: pd.DataFrame, rules: Rules) -> dict[str, dict[float, 
             if dof < 1:
                 verdict = Verdict(
                     NOT_RESOLVED,
-                    f"answer-loss gain {fmt(effect.estimate)} nats: one seed per size, so no "
+                    f"answer-loss gain {number(effect.estimate)} nats: one seed per size, so no "
                     "seed spread to measure it against",
                     effect,
                 )
@@ -251,7 +250,7 @@ def finetune_gains(paired: pd.DataFrame, rules: Rules) -> dict[str, dict[float, 
             if em is not None and em.ci_high < 0:
                 verdict = Verdict(
                     CONTRADICTED,
-                    f"exact match falls by {fmt_interval(em)}; {verdict.reason}",
+                    f"exact match falls by {interval_of(em)}; {verdict.reason}",
                     effect,
                 )
             out[task][float(n)] = verdict
@@ -351,7 +350,7 @@ def claim6(n_over_u: np.ndarray, gap: np.ndarray, rules: Rules) -> Verdict:
         None if slope.ci_low is None else slope.ci_low * span,
         None if slope.ci_high is None else slope.ci_high * span,
     )
-    what = f"gap rise over N/U {fmt(n_over_u.min())} to {fmt(n_over_u.max())} (nats)"
+    what = f"gap rise over N/U {number(n_over_u.min())} to {number(n_over_u.max())} (nats)"
     verdict = above(rise, rules.memorisation_gap, what, rules.max_failed_share)
     baseline = float(gap[x == x.min()].mean())
     if verdict.verdict == CONTRADICTED and baseline >= rules.memorisation_gap:
@@ -391,7 +390,7 @@ def claim8(schedule: pd.Series, loss: pd.Series, rules: Rules) -> Verdict:
     if dof < 1:
         return Verdict(
             NOT_RESOLVED,
-            f"{what} {fmt(gap.estimate)}: one seed per schedule, so no seed spread to measure "
+            f"{what} {number(gap.estimate)}: one seed per schedule, so no seed spread to measure "
             "it against",
             gap,
         )
@@ -416,7 +415,7 @@ def rules_table(rules: Rules, thresholds: emergence.Thresholds) -> str:
             "1",
             "supported: alpha's interval above the minimum and beta's above 0; contradicted: "
             "alpha's at or below the minimum",
-            f"alpha > {fmt(r.min_exponent)}",
+            f"alpha > {number(r.min_exponent)}",
         ),
         (
             "2",
@@ -425,7 +424,7 @@ def rules_table(rules: Rules, thresholds: emergence.Thresholds) -> str:
             "interval inside the band at every budget inside the sweep whose minimum lies "
             "inside its rungs (contradicted wholly outside). Both halves must hold",
             f"held-out error < {r.heldout_error:.0%} (fails > {r.heldout_error_fails:.0%}); "
-            f"tokens/param in [{fmt(r.ratio_low)}, {fmt(r.ratio_high)}]",
+            f"tokens/param in [{number(r.ratio_low)}, {number(r.ratio_high)}]",
         ),
         (
             "3",
@@ -433,43 +432,41 @@ def rules_table(rules: Rules, thresholds: emergence.Thresholds) -> str:
             "below); D_E beyond the largest from-scratch D counts only as at least that D; the "
             "interval stays inside what the same size's from-scratch runs show (above the "
             "largest D that did not reach the fine-tuned loss, at most the smallest that did)",
-            f"D_E/D_F > {fmt(r.min_data_multiplier)}",
+            f"D_E/D_F > {number(r.min_data_multiplier)}",
         ),
         (
             "4",
             "at each size, the answer-loss gain's seed interval above the minimum and exact "
             "match not clearly lower; every size of every task (else: from which N up)",
-            f"gain > {fmt(r.min_finetune_gain)} nats",
+            f"gain > {number(r.min_finetune_gain)} nats",
         ),
         (
             "5",
             "supported: some task's exact match and continuous metrics jump (genuine); "
             "contradicted: every task a mirage or smooth; not resolved: too few scales, no "
             f"rise, or mixed. A jump climbs >= {t.min_improvement:.0%} of the way to a perfect "
-            f"score in at most {t.jump_width} adjacent steps, >= {fmt(t.jump_contrast)}x the "
+            f"score in at most {t.jump_width} adjacent steps, >= {number(t.jump_contrast)}x the "
             f"median step outside it; read against loss where Du et al.'s test finds loss "
             f"explains exact match (p >= {t.du_alpha})",
             f"{t.min_scales} scales; rise >= {t.min_improvement:.0%} of the headroom; "
-            f"contrast >= {fmt(t.jump_contrast)}",
+            f"contrast >= {number(t.jump_contrast)}",
         ),
         (
             "6",
             "the val - train gap's rise over the N/U range (slope on log N/U) above the minimum; "
             "contradicted at or below it unless the smallest N/U already memorises",
-            f"rise > {fmt(r.memorisation_gap)} nats",
+            f"rise > {number(r.memorisation_gap)} nats",
         ),
         (
             "7",
             "the clean val loss's slope in the share of rows corrupted above the minimum",
-            f"> {fmt(r.min_corruption_slope)} nats per percent",
+            f"> {number(r.min_corruption_slope)} nats per percent",
         ),
         (
             "8",
             "the worst minus the best schedule's mean final loss above the minimum, with the "
             "seed spread pooled over schedules (needs 2+ seeds)",
-            f"> {fmt(r.min_schedule_gap)} nats",
+            f"> {number(r.min_schedule_gap)} nats",
         ),
     ]
-    lines = ["| claim | rule | minimum effect |", "| --- | --- | --- |"]
-    lines += [f"| {n} | {rule} | {minimum} |" for n, rule, minimum in rows]
-    return "\n".join(lines)
+    return table(["claim", "rule", "minimum effect"], rows)

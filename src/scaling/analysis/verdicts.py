@@ -25,6 +25,7 @@ import pandas as pd
 from scipy import stats
 
 from scaling.analysis.fit.results import Estimate
+from scaling.analysis.format import interval_of, number
 from scaling.tasks.metrics import wilson_interval
 
 SUPPORTED = "supported"
@@ -40,22 +41,6 @@ class Verdict:
     verdict: str
     reason: str
     effect: Estimate | None = None
-
-
-def fmt(x: float | None, digits: int = 3) -> str:
-    """A number to `digits` significant digits; '–' for None or NaN, '∞' for infinity."""
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "–"
-    if math.isinf(x):
-        return "∞" if x > 0 else "-∞"
-    return f"{x:.{digits}g}"
-
-
-def fmt_interval(est: Estimate) -> str:
-    """'0.12 [0.05, 0.2]', or the point alone without an interval."""
-    if est.ci_low is None:
-        return fmt(est.estimate)
-    return f"{fmt(est.estimate)} [{fmt(est.ci_low)}, {fmt(est.ci_high)}]"
 
 
 def undecidable(effect: Estimate, max_failed_share: float) -> str | None:
@@ -76,14 +61,14 @@ def above(effect: Estimate, minimum: float, what: str, max_failed_share: float) 
     """Supported when `effect`'s interval lies above `minimum`, contradicted when it lies at or
     below it, not resolved when it straddles it or cannot decide."""
     why = undecidable(effect, max_failed_share)
-    shown = f"{what} {fmt_interval(effect)}"
+    shown = f"{what} {interval_of(effect)}"
     if why is not None:
         return Verdict(NOT_RESOLVED, f"{shown}: {why}", effect)
     if effect.ci_low > minimum:
-        return Verdict(SUPPORTED, f"{shown} lies above {fmt(minimum)}", effect)
+        return Verdict(SUPPORTED, f"{shown} lies above {number(minimum)}", effect)
     if effect.ci_high <= minimum:
-        return Verdict(CONTRADICTED, f"{shown} lies at or below {fmt(minimum)}", effect)
-    return Verdict(NOT_RESOLVED, f"{shown} straddles {fmt(minimum)}", effect)
+        return Verdict(CONTRADICTED, f"{shown} lies at or below {number(minimum)}", effect)
+    return Verdict(NOT_RESOLVED, f"{shown} straddles {number(minimum)}", effect)
 
 
 def within(
@@ -92,8 +77,8 @@ def within(
     """Supported when `effect`'s interval lies inside [low, high], contradicted when it lies
     wholly outside, not resolved when it straddles an edge or cannot decide."""
     why = undecidable(effect, max_failed_share)
-    shown = f"{what} {fmt_interval(effect)}"
-    band = f"[{fmt(low)}, {fmt(high)}]"
+    shown = f"{what} {interval_of(effect)}"
+    band = f"[{number(low)}, {number(high)}]"
     if why is not None:
         return Verdict(NOT_RESOLVED, f"{shown}: {why}", effect)
     if low <= effect.ci_low and effect.ci_high <= high:

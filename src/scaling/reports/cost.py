@@ -23,6 +23,8 @@ import numpy as np
 import pandas as pd
 
 from scaling import records
+from scaling.analysis.format import percent
+from scaling.analysis.format import table as markdown_table
 
 SHAPE = ["model", "batch_size", "seq_len"]
 
@@ -80,8 +82,8 @@ def _s(seconds: float) -> str:
     return "n/a" if pd.isna(seconds) else f"{seconds:,.0f}"
 
 
-def _pct(x: float) -> str:
-    return "n/a" if pd.isna(x) else f"{100 * x:.1f}%"
+def _share(x: float) -> str:
+    return "n/a" if pd.isna(x) else percent(x, 1)
 
 
 def render(job_table: pd.DataFrame, group_table: pd.DataFrame, command: str | None) -> str:
@@ -99,28 +101,40 @@ def render(job_table: pd.DataFrame, group_table: pd.DataFrame, command: str | No
         "",
         "## Device time per stage",
         "",
-        "| stage | jobs | runs | device s | compile s | share |",
-        "| --- | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for stage, part in job_table.groupby("stage"):
-        lines.append(
-            f"| {stage} | {len(part)} | {int(part['runs'].sum())} | {_s(part['wall_s'].sum())} "
-            f"| {_s(part['compile_s'].sum())} | {_pct(part['wall_s'].sum() / total)} |"
-        )
+    stages = [
+        [
+            str(stage),
+            str(len(part)),
+            str(int(part["runs"].sum())),
+            _s(part["wall_s"].sum()),
+            _s(part["compile_s"].sum()),
+            _share(part["wall_s"].sum() / total),
+        ]
+        for stage, part in job_table.groupby("stage")
+    ]
+    header = ["stage", "jobs", "runs", "device s", "compile s", "share"]
+    lines.append(markdown_table(header, stages, align="lrrrrr"))
+    pre = job_table[job_table["pretraining"]]
+    rungs = [
+        [
+            str(model),
+            f"{int(part['n_params'].iloc[0]):,}",
+            str(len(part)),
+            str(int(part["runs"].sum())),
+            str(int(part["grouped"].sum())),
+            f"{part['tokens_per_s'].median():,.0f}",
+            _share(part["mfu"].median()),
+        ]
+        for model, part in pre.sort_values("n_params").groupby("model", sort=False)
+    ]
+    header = ["model", "N (non-embedding)", "jobs", "runs", "grouped jobs", "tokens/s", "MFU"]
     lines += [
         "",
         "## MFU per rung (pre-training jobs; median over jobs; a group's MFU is its members' sum)",
         "",
-        "| model | N (non-embedding) | jobs | runs | grouped jobs | tokens/s | MFU |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        markdown_table(header, rungs, align="lrrrrrr"),
     ]
-    pre = job_table[job_table["pretraining"]]
-    for model, part in pre.sort_values("n_params").groupby("model", sort=False):
-        lines.append(
-            f"| {model} | {int(part['n_params'].iloc[0]):,} | {len(part)} "
-            f"| {int(part['runs'].sum())} | {int(part['grouped'].sum())} "
-            f"| {part['tokens_per_s'].median():,.0f} | {_pct(part['mfu'].median())} |"
-        )
     lines += ["", "## Many small models at once", ""]
     if group_table.empty:
         lines.append("No job trained several runs together.")
@@ -134,17 +148,24 @@ def render(job_table: pd.DataFrame, group_table: pd.DataFrame, command: str | No
             "grouped); the other jobs have no solo run to compare with, so nothing is claimed "
             "for them (`experiments/bench_multimodel.py` measures both sides).",
             "",
-            "| stage | model | batch x seq | runs | group tok/s | solo tok/s | speedup | saved s |",
-            "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |",
         ]
+        groups = []
         for r in group_table.to_dict("records"):
             solo = r["solo_tokens_per_s"]
-            speedup = "n/a" if pd.isna(solo) else f"{r['tokens_per_s'] / solo:.2f}x"
-            lines.append(
-                f"| {r['stage']} | {r['model']} | {r['batch_size']}x{r['seq_len']} | {r['runs']} "
-                f"| {r['tokens_per_s']:,.0f} | {'n/a' if pd.isna(solo) else f'{solo:,.0f}'} "
-                f"| {speedup} | {_s(r['saved_s'])} |"
+            groups.append(
+                [
+                    str(r["stage"]),
+                    str(r["model"]),
+                    f"{r['batch_size']}x{r['seq_len']}",
+                    str(r["runs"]),
+                    f"{r['tokens_per_s']:,.0f}",
+                    "n/a" if pd.isna(solo) else f"{solo:,.0f}",
+                    "n/a" if pd.isna(solo) else f"{r['tokens_per_s'] / solo:.2f}x",
+                    _s(r["saved_s"]),
+                ]
             )
+        header = ["stage", "model", "batch x seq", "runs", "group tok/s", "solo tok/s"]
+        lines.append(markdown_table([*header, "speedup", "saved s"], groups, align="lllrrrrr"))
     return "\n".join(lines) + "\n"
 
 

@@ -14,122 +14,28 @@ import argparse
 import datetime as dt
 import json
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from scaling import records
 from scaling.analysis import emergence, fit, transfer
+from scaling.analysis.format import cell, percent
+from scaling.analysis.format import table as markdown_table
+from scaling.analysis.task_study import (
+    EMERGENCE_COLUMNS_D,
+    VERDICT_AXIS,
+    TaskStudy,
+    analyse,
+    columns,
+)
 from scaling.records import atomic_write_text
 from scaling.tasks.metrics import resolution_note
 
-VERDICT_AXIS = "c"  # pre-training compute: the axis with the most distinct scales in a study
-EMERGENCE_COLUMNS_D = "source_tokens"
-
-
-@dataclass
-class TaskStudy:
-    """A task study's tables, as the report and the claims ledger use them."""
-
-    runs: pd.DataFrame  # arms (scaling.analysis.transfer.arms)
-    paired: pd.DataFrame
-    effective: pd.DataFrame
-    scratch_fits: dict[str, dict]
-    transfer_laws: dict[str, fit.FitResult]
-    emergence_input: dict[str, pd.DataFrame]  # arm -> tidy table for scaling.analysis.emergence
-    verdicts: dict[str, pd.DataFrame]  # arm -> emergence.verdict_table
-    skipped: dict[str, str] = field(default_factory=dict)
-    sources: pd.DataFrame = field(default_factory=pd.DataFrame)  # the pre-training runs
-
-
-def emergence_input(runs: pd.DataFrame, sources: pd.DataFrame, arm: str) -> pd.DataFrame:
-    """One row per run of `arm` (the fine-tuned arm at its largest D_F per task), with the
-    source's N, compute and pre-training loss, and the task metrics as emergence expects them."""
-    part = runs[runs["arm"] == arm]
-    if arm == transfer.FINETUNED and len(part):
-        largest = part.groupby("task")["d_f"].transform("max")
-        part = part[part["d_f"] == largest]
-    compute = sources.set_index("run_name")["flops_6n"]
-    table = pd.DataFrame(
-        {
-            "task": part["task"],
-            "run_name": part["run_name"],
-            "n": part["source_n_params_nonembedding"].astype(float),
-            "compute": part["source_run_name"].map(compute).astype(float),
-            EMERGENCE_COLUMNS_D: part["source_tokens"].astype(float),
-            "pretrain_loss": part["pretrain_final_val_loss"].astype(float),
-            "n_examples": part["task_n_eval"],
-            **{m: part[f"task_{m}"].astype(float) for m in transfer.METRICS},
-        }
-    )
-    return table.reset_index(drop=True)
-
-
-def _columns(table: pd.DataFrame) -> emergence.Columns:
-    # Without variation in D the Du test must not be handed a constant column.
-    varies = table[EMERGENCE_COLUMNS_D].nunique() > 1
-    return emergence.Columns(
-        n="n", c="compute", d=EMERGENCE_COLUMNS_D if varies else "-", loss="pretrain_loss"
-    )
-
-
-def analyse(root: Path, n_bootstrap: int = 1000) -> TaskStudy:
-    """Every table of the task study under `root`."""
-    table = records.collect(root)
-    runs = transfer.arms(table)
-    if runs.empty:
-        raise ValueError(f"{root} holds no completed task runs")
-    sources = table[table["task"].isna()] if "task" in table else table
-    effective, scratch_fits = transfer.effective_data(runs, n_bootstrap)
-    laws, skipped = {}, {}
-    for task in sorted(runs["task"].unique()):
-        try:
-            laws[task] = transfer.transfer_law(effective, task, n_bootstrap)
-        except ValueError as err:
-            skipped[f"transfer_law:{task}"] = str(err)
-    inputs, verdicts = {}, {}
-    for arm in (transfer.PRETRAIN_ONLY, transfer.FINETUNED):
-        inputs[arm] = emergence_input(runs, sources, arm)
-        if inputs[arm].empty:
-            skipped[f"emergence:{arm}"] = f"no {arm} runs"
-            continue
-        verdicts[arm] = emergence.verdict_table(
-            inputs[arm],
-            metrics=list(transfer.METRICS),
-            columns=_columns(inputs[arm]),
-            verdict_axis=VERDICT_AXIS,
-        )
-    return TaskStudy(
-        runs,
-        transfer.paired_table(runs),
-        effective,
-        scratch_fits,
-        laws,
-        inputs,
-        verdicts,
-        skipped,
-        sources[sources["status"] == "completed"] if len(sources) else sources,
-    )
-
-
-# ------------------------------------------------------------------------------ markdown
-
-
-def _f(value: Any, digits: int = 3) -> str:
-    if value is None or (isinstance(value, float) and not np.isfinite(value)):
-        return "–"
-    if isinstance(value, float | np.floating):
-        return f"{value:.{digits}g}"
-    return str(value)
-
 
 def _table(header: list[str], rows: list[list[Any]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
-    lines += ["| " + " | ".join(_f(v) for v in row) + " |" for row in rows]
-    return "\n".join(lines)
+    return markdown_table(header, [[cell(v) for v in row] for row in rows])
 
 
 def sources_markdown(sources: pd.DataFrame) -> str:
@@ -138,7 +44,7 @@ def sources_markdown(sources: pd.DataFrame) -> str:
     if sources.empty or "final_val_loss" not in sources:
         return "No pre-training runs under this root."
     rows = sources.sort_values(["tokens_seen", "n_params_nonembedding"])
-    table = _table(
+    listed = _table(
         ["model", "N", "D (tokens)", "final val loss"],
         [
             [r["model"], r["n_params_nonembedding"], r["tokens_seen"], f"{r['final_val_loss']:.4f}"]
@@ -150,7 +56,7 @@ def sources_markdown(sources: pd.DataFrame) -> str:
         for _, group in rows.groupby("tokens_seen")
     )
     verdict = "yes" if ordered else "**no**"
-    return f"{table}\n\nEvery larger model lower at each D (the ladder in order): {verdict}."
+    return f"{listed}\n\nEvery larger model lower at each D (the ladder in order): {verdict}."
 
 
 def paired_markdown(paired: pd.DataFrame) -> str:
@@ -180,13 +86,13 @@ def effective_markdown(effective: pd.DataFrame) -> str:
             r["model"],
             r["d_f"],
             r["finetuned_loss"],
-            (f">= {_f(r['scratch_d_max'])} (extrapolated: " if r["extrapolated"] else "")
-            + f"{_f(r['d_e'])} [{_f(r['d_e_low'])}, {_f(r['d_e_high'])}]"
+            (f">= {cell(r['scratch_d_max'])} (extrapolated: " if r["extrapolated"] else "")
+            + f"{cell(r['d_e'])} [{cell(r['d_e_low'])}, {cell(r['d_e_high'])}]"
             + (")" if r["extrapolated"] else ""),
-            f"{_f(r['d_t'])} [{_f(r['d_t_low'])}, {_f(r['d_t_high'])}]",
+            f"{cell(r['d_t'])} [{cell(r['d_t_low'])}, {cell(r['d_t_high'])}]",
             r["data_multiplier"],
-            f"({_f(r['scratch_not_reached'])}, "
-            + ("∞)" if np.isinf(r["scratch_reached"]) else f"{_f(r['scratch_reached'])}]"),
+            f"({cell(r['scratch_not_reached'])}, "
+            + ("∞)" if np.isinf(r["scratch_reached"]) else f"{cell(r['scratch_reached'])}]"),
         ]
         for r in effective.to_dict("records")
     ]
@@ -264,7 +170,7 @@ def markdown(study: TaskStudy, command: str, plots: list[str]) -> str:
             out.append(f"- {task}: not fitted: {study.skipped.get(f'transfer_law:{task}')}")
             continue
         parts = [
-            f"{name} = {_f(e.estimate)} [{_f(e.ci_low)}, {_f(e.ci_high)}]"
+            f"{name} = {cell(e.estimate)} [{cell(e.ci_low)}, {cell(e.ci_high)}]"
             for name, e in law.params.items()
         ]
         out.append(f"- {task}: " + ", ".join(parts) + f" ({law.n_points} runs)")
@@ -273,9 +179,10 @@ def markdown(study: TaskStudy, command: str, plots: list[str]) -> str:
     out += [
         "Each metric against N, pre-training compute C and pre-training loss; B is BIG-bench's "
         "breakthroughness over (n_scales - 1), a straight line scoring 1 (reported). A jump "
-        f"climbs at least {thresholds.min_improvement:.0%} of the way to a perfect score within "
-        f"{thresholds.jump_width} adjacent steps, at least {thresholds.jump_contrast:g}x the "
-        f"median step outside them (its contrast), on {thresholds.min_scales}+ scales. Schaeffer "
+        f"climbs at least {percent(thresholds.min_improvement)} of the way to a perfect score "
+        f"within {thresholds.jump_width} adjacent steps, at least "
+        f"{thresholds.jump_contrast:g}x the median step outside them (its contrast), on "
+        f"{thresholds.min_scales}+ scales. Schaeffer "
         "verdicts are read against C, or against loss where the Du et al. test finds loss "
         "explains exact match; with one D per N the test cannot separate loss from N.",
         "",
@@ -303,19 +210,19 @@ def _loss_threshold(table: pd.DataFrame, task: str) -> str:
     """Du et al. 2024's loss threshold: the pre-training loss below which exact match first
     passes the jump's minimum rise (linear between the two sources around it)."""
     share = emergence.Thresholds().min_improvement
-    c = emergence.curve(table[table["task"] == task], "exact_match", "loss", _columns(table))
+    c = emergence.curve(table[table["task"] == task], "exact_match", "loss", columns(table))
     above = np.flatnonzero(c["y"].to_numpy() >= share)
     if not len(above) or above[0] == 0:
         return (
             f"- {task}: no loss threshold inside the sources (exact match never crosses "
-            f"{share:.0%}, or starts above it)."
+            f"{percent(share)}, or starts above it)."
         )
     i = above[0]
     (l0, l1), (y0, y1) = c["x"].iloc[i - 1 : i + 1], c["y"].iloc[i - 1 : i + 1]
     loss = l0 + (share - y0) * (l1 - l0) / (y1 - y0)
     return (
         f"- {task}: loss threshold (Du et al. 2024) {loss:.3f} nats/token: below it exact match "
-        f"passes {share:.0%} (between sources at {l0:.3f} and {l1:.3f})."
+        f"passes {percent(share)} (between sources at {l0:.3f} and {l1:.3f})."
     )
 
 
@@ -341,9 +248,7 @@ def plot_curves(study: TaskStudy, out: Path) -> list[Path]:
     for axis in ("n", "c", "loss"):
         curves = {
             arm: {
-                label: {
-                    m: emergence.curve(rows, m, axis, _columns(table)) for m in transfer.METRICS
-                }
+                label: {m: emergence.curve(rows, m, axis, columns(table)) for m in transfer.METRICS}
                 for label, rows in _lines(table)
             }
             for arm, table in study.emergence_input.items()

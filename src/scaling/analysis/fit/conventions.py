@@ -25,6 +25,8 @@ from numpy.typing import ArrayLike
 from scipy.optimize import minimize_scalar
 
 from scaling.analysis.fit.chinchilla import ChinchillaLaw, fit_chinchilla
+from scaling.analysis.format import percent
+from scaling.analysis.format import table as markdown_table
 
 CONVENTIONS = ("total", "nonembedding")
 
@@ -49,7 +51,9 @@ class EmbeddingRelation:
         return cls(omega, 1.0 / 3.0, f"analytic ({where}, d/L={aspect_ratio:g})")
 
     @classmethod
-    def from_counts(cls, n_nonembedding: ArrayLike, n_total: ArrayLike, source: str):
+    def from_counts(
+        cls, n_nonembedding: ArrayLike, n_total: ArrayLike, source: str
+    ) -> EmbeddingRelation:
         """Fitted (least squares in logs) to models' counts, e.g. a ladder's."""
         ne, tot = np.asarray(n_nonembedding, float), np.asarray(n_total, float)
         if len(ne) < 2 or np.any(tot <= ne):
@@ -236,32 +240,42 @@ def conventions_report(
     ]
     if command:
         lines += ["```bash", command, "```", ""]
-    lines += [
-        "| C (FLOPs) | N_opt total | N_opt non-emb. | embedding share | slope N_total | "
-        "slope N_ne | slope N_ne vs C_ne |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+    header = ["C (FLOPs)", "N_opt total", "N_opt non-emb.", "embedding share"]
+    header += ["slope N_total", "slope N_ne", "slope N_ne vs C_ne"]
+    frontier_rows = [
+        [
+            f"{r['C']:.0e}",
+            f"{r['N_opt_total']:.3g}",
+            f"{r['N_opt_nonembedding']:.3g}",
+            percent(r["embedding_share"]),
+            f"{r['slope_N_total']:.3f}",
+            f"{r['slope_N_nonembedding']:.3f}",
+            f"{r['slope_N_nonembedding_vs_C_nonembedding']:.3f}",
+        ]
+        for r in rows
     ]
-    for r in rows:
-        lines.append(
-            f"| {r['C']:.0e} | {r['N_opt_total']:.3g} | {r['N_opt_nonembedding']:.3g} | "
-            f"{r['embedding_share']:.0%} | {r['slope_N_total']:.3f} | "
-            f"{r['slope_N_nonembedding']:.3f} | {r['slope_N_nonembedding_vs_C_nonembedding']:.3f} |"
+    slope_rows = []
+    for rel in relations:
+        s = local_slopes(law, rel, small, law_in=law_in)
+        k = local_slopes(law, rel, small, law_in=law_in, compute_in="nonembedding")
+        slope_rows.append(
+            [
+                rel.source,
+                f"{np.mean(s['N_total']):.3f}",
+                f"{np.mean(s['N_nonembedding']):.3f}",
+                f"{np.mean(k['N_nonembedding']):.3f}",
+            ]
         )
     lines += [
+        markdown_table(header, frontier_rows),
         "",
         f"Mean local slope over the smallest budgets ({small[0]:.0e}-{small[-1]:.0e}), by the "
         "assumed depth-to-width ratio:",
         "",
-        "| embeddings | slope N_total | slope N_ne | slope N_ne vs C_ne |",
-        "| --- | --- | --- | --- |",
+        markdown_table(
+            ["embeddings", "slope N_total", "slope N_ne", "slope N_ne vs C_ne"], slope_rows
+        ),
     ]
-    for rel in relations:
-        s = local_slopes(law, rel, small, law_in=law_in)
-        k = local_slopes(law, rel, small, law_in=law_in, compute_in="nonembedding")
-        lines.append(
-            f"| {rel.source} | {np.mean(s['N_total']):.3f} | {np.mean(s['N_nonembedding']):.3f} "
-            f"| {np.mean(k['N_nonembedding']):.3f} |"
-        )
     n_lo, n_hi = (float(v) for v in (table["N_opt_total"].min(), table["N_opt_total"].max()))
     n_lo, n_hi = (float(main.convert(v, "total", law_in)) for v in (n_lo, n_hi))
     d_lo, d_hi = float(table["D_opt"].min()), float(table["D_opt"].max())

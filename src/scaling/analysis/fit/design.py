@@ -13,13 +13,17 @@ Pure numpy/JAX fits on arrays; never imports model code.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from scaling.analysis.fit.chinchilla import ChinchillaLaw, chinchilla_approach3
 from scaling.analysis.fit.frontier import group_budgets, isoflop_minima
+from scaling.analysis.format import percent, table
 
 CHECKED = ("alpha", "beta", "E", "a")  # a: N_opt ~ C^a, the frontier's exponent
 FITS = {"E free": False, "E fixed": True}  # the two Approach 3 fits a study reports
@@ -180,28 +184,65 @@ def markdown(check: DesignCheck) -> str:
         f"beta = {law.beta:.3g}; {check.n_points} points; log-loss noise sd {check.noise:.3g}; "
         f"{check.n_sims} simulations.",
         "",
-        "| fit | quantity | truth | median estimate | 90% of estimates | interval covers truth "
-        "| median interval width | interval above 0 |",
-        "| --- | --- | ---: | ---: | --- | ---: | ---: | ---: |",
     ]
-    for fit_name, rows in check.fits.items():
-        for r in rows:
-            if fit_name == "E fixed" and r.name == "E":
-                continue  # set, not fitted
-            lines.append(
-                f"| {fit_name} | {r.name} | {r.truth:.4g} | {r.median:.4g} | "
-                f"[{r.low:.4g}, {r.high:.4g}] | {r.coverage:.0%} | {r.median_width:.3g} | "
-                f"{r.above_zero:.0%} |"
-            )
+    header = ["fit", "quantity", "truth", "median estimate", "90% of estimates"]
+    header += ["interval covers truth", "median interval width", "interval above 0"]
+    recovered = [
+        [
+            fit_name,
+            r.name,
+            f"{r.truth:.4g}",
+            f"{r.median:.4g}",
+            f"[{r.low:.4g}, {r.high:.4g}]",
+            percent(r.coverage),
+            f"{r.median_width:.3g}",
+            percent(r.above_zero),
+        ]
+        for fit_name, rows in check.fits.items()
+        for r in rows
+        if not (fit_name == "E fixed" and r.name == "E")  # E is set there, not fitted
+    ]
+    lines.append(table(header, recovered, align="llrrlrrr"))
     if not check.interior_share:
         return "\n".join(lines) + "\n"  # no budget of equal-compute runs: no IsoFLOP minima
-    lines += [
-        "",
-        "| budget C | minimum inside its rungs | true D/N at the optimum | D/N of the parabola's "
-        "minimum (5%, 50%, 95%) |",
-        "| ---: | ---: | ---: | --- |",
-    ]
+    header = ["budget C", "minimum inside its rungs", "true D/N at the optimum"]
+    header.append("D/N of the parabola's minimum (5%, 50%, 95%)")
+    budgets = []
     for c, share in sorted(check.interior_share.items()):
         truth, q5, q50, q95 = check.tokens_per_param[c]
-        lines.append(f"| {c:.3g} | {share:.0%} | {truth:.3g} | {q5:.3g}, {q50:.3g}, {q95:.3g} |")
+        budgets.append(
+            [f"{c:.3g}", percent(share), f"{truth:.3g}", f"{q5:.3g}, {q50:.3g}, {q95:.3g}"]
+        )
+    lines += ["", table(header, budgets, align="rrrl")]
     return "\n".join(lines) + "\n"
+
+
+# --- the law and noise a design check samples, from a study's results
+
+LAW_KEYS = ("A", "B", "E", "alpha", "beta")
+
+
+def parse_law(text: str) -> ChinchillaLaw:
+    values = dict(item.split("=", 1) for item in text.split(",") if "=" in item)
+    missing = [k for k in LAW_KEYS if k not in values]
+    if missing or set(values) - set(LAW_KEYS):
+        raise ValueError(f"--law needs exactly {','.join(LAW_KEYS)} as key=value, got {text!r}")
+    return ChinchillaLaw(**{k: float(values[k]) for k in LAW_KEYS})
+
+
+def law_from(path: Path) -> ChinchillaLaw:
+    fits = json.loads(path.read_text())["fits"]
+    name = "approach3_e_fixed" if "approach3_e_fixed" in fits else "approach3"
+    params = fits[name]["params"]
+    return ChinchillaLaw(**{k: params[k]["estimate"] for k in LAW_KEYS})
+
+
+def noise_from(path: Path) -> float:
+    """The sd of log loss between seeds: from each point's seed spread (max - min), which for
+    two seeds is sqrt(2) sd."""
+    points = pd.read_csv(path)
+    seeded = points[points["n_seeds"] >= 2]
+    if seeded.empty:
+        raise ValueError(f"{path}: no point ran two or more seeds")
+    relative = seeded["seed_spread"] / seeded["loss"]
+    return float(np.sqrt(np.mean(np.square(relative) / 2)))

@@ -142,20 +142,3 @@ def suggest(
 def _run(law: ChinchillaLaw, name: str, n: float, budget: float, tokens_per_step: int) -> Run:
     d = budget / (6.0 * n)
     return Run(name, n, d, max(1, math.ceil(d / tokens_per_step)), d / n, float(law.loss(n, d)))
-
-
-def ladder_sizes(
-    which: str, convention: str = "nonembedding", vocab_size: int = 256, seq_len: int = 128
-) -> dict[str, float]:
-    """{rung: N} of the main ("main") or CPU ("cpu") ladder, N counted in `convention`
-    (`total`, `nonembedding` or `with_head`, as `scaling.model.accounting.param_counts`)."""
-    from scaling.model import accounting
-    from scaling.sweep import ladder
-
-    rungs = {"main": ladder.ladder, "cpu": ladder.cpu_ladder}
-    if which not in rungs:
-        raise ValueError(f"ladder {which!r} is not one of {sorted(rungs)}")
-    counts = {m.name: accounting.param_counts(m, vocab_size, seq_len) for m in rungs[which]()}
-    if convention not in ("total", "nonembedding", "with_head"):
-        raise ValueError(f"convention {convention!r} is not total, nonembedding or with_head")
-    return {name: float(getattr(c, convention)) for name, c in counts.items()}
