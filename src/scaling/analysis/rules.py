@@ -247,7 +247,7 @@ def finetune_gains(paired: pd.DataFrame, rules: Rules) -> dict[str, dict[float, 
                     effect,
                 )
             em = _exact_match_gain(at_n, rules)
-            if em is not None and em.ci_high < 0:
+            if em is not None and em.ci_high is not None and em.ci_high < 0:
                 verdict = Verdict(
                     CONTRADICTED,
                     f"exact match falls by {interval_of(em)}; {verdict.reason}",

@@ -10,7 +10,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -175,21 +175,15 @@ def fit_study(
         if name == "approach3_e_fixed" and e_fixed is None:
             fits.skip(name, "the corpus's entropy is not known (only the synthetic corpus's is)")
             continue
-        fits.attempt(
-            name,
-            lambda e_fixed=e_fixed: (
-                _needs(len(p), 6, "Approach 3")
-                or fit.chinchilla_approach3(
-                    n,
-                    d,
-                    loss,
-                    n_bootstrap=n_bootstrap,
-                    seed=seed,
-                    budgets=budgets,
-                    e_fixed=e_fixed,
-                )
-            ),
-        )
+
+        # A def, not a lambda: mypy cannot infer a lambda's default argument (the loop's E).
+        def approach3(e_fixed: float | None = e_fixed) -> fit.FitResult:
+            _needs(len(p), 6, "Approach 3")
+            return fit.chinchilla_approach3(
+                n, d, loss, n_bootstrap=n_bootstrap, seed=seed, budgets=budgets, e_fixed=e_fixed
+            )
+
+        fits.attempt(name, approach3)
     curves = study.curves
     fits.attempt(
         "approach1",
@@ -249,9 +243,11 @@ def _kaplan(p: pd.DataFrame, fits: Fits, n_bootstrap: int) -> None:
     )
 
 
-def _needs(have: int, need: int, what: str) -> None:
+def _needs(have: int, need: int, what: str) -> Literal[False]:
+    """Raise ValueError below `need` points; else False, so `_needs(...) or fit(...)` fits."""
     if have < need:
         raise ValueError(f"{what} needs at least {need} points, this study has {have}")
+    return False
 
 
 def _isoflop(p: pd.DataFrame, n_bootstrap: int, seed: int) -> fit.FitResult:

@@ -155,7 +155,8 @@ def effective_data(
     interval and those that failed.
     Tasks whose from-scratch runs cannot be fitted are skipped, with the reason in the fits dict.
     """
-    rows, fits = [], {}
+    rows = []
+    fits: dict[str, dict] = {}  # a task's law, or why it was skipped
     for task, tuned in runs[runs["arm"] == FINETUNED].groupby("task", sort=True):
         scratch = runs[(runs["arm"] == SCRATCH) & (runs["task"] == task)]
         try:

@@ -64,6 +64,7 @@ def above(effect: Estimate, minimum: float, what: str, max_failed_share: float) 
     shown = f"{what} {interval_of(effect)}"
     if why is not None:
         return Verdict(NOT_RESOLVED, f"{shown}: {why}", effect)
+    assert effect.ci_low is not None and effect.ci_high is not None  # undecidable checked
     if effect.ci_low > minimum:
         return Verdict(SUPPORTED, f"{shown} lies above {number(minimum)}", effect)
     if effect.ci_high <= minimum:
@@ -81,6 +82,7 @@ def within(
     band = f"[{number(low)}, {number(high)}]"
     if why is not None:
         return Verdict(NOT_RESOLVED, f"{shown}: {why}", effect)
+    assert effect.ci_low is not None and effect.ci_high is not None  # undecidable checked
     if low <= effect.ci_low and effect.ci_high <= high:
         return Verdict(SUPPORTED, f"{shown} lies inside {band}", effect)
     if effect.ci_high < low or effect.ci_low > high:
@@ -130,7 +132,9 @@ def _t(level: float, dof: int) -> float:
     return float(stats.t.ppf(0.5 + level / 2, dof))
 
 
-def slope_estimate(x: Sequence[float], y: Sequence[float], level: float) -> Estimate:
+def slope_estimate(
+    x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray, level: float
+) -> Estimate:
     """Least-squares slope of y on x with its t interval (n - 2 degrees of freedom, so the
     scatter about the line is the noise); no interval below 3 points or 2 distinct x."""
     x, y = np.asarray(x, float), np.asarray(y, float)

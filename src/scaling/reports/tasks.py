@@ -165,15 +165,15 @@ def markdown(study: TaskStudy, command: str, plots: list[str]) -> str:
     out += ["", effective_markdown(study.effective) if len(study.effective) else "No D_T.", ""]
     out += ["Transfer law D_T = k D_F^alpha N^beta:", ""]
     for task in sorted(runs["task"].unique()):
-        law = study.transfer_laws.get(task)
-        if law is None:
+        fitted = study.transfer_laws.get(task)
+        if fitted is None:
             out.append(f"- {task}: not fitted: {study.skipped.get(f'transfer_law:{task}')}")
             continue
         parts = [
             f"{name} = {cell(e.estimate)} [{cell(e.ci_low)}, {cell(e.ci_high)}]"
-            for name, e in law.params.items()
+            for name, e in fitted.params.items()
         ]
-        out.append(f"- {task}: " + ", ".join(parts) + f" ({law.n_points} runs)")
+        out.append(f"- {task}: " + ", ".join(parts) + f" ({fitted.n_points} runs)")
     out += ["", "## Emergence", ""]
     thresholds = emergence.Thresholds()
     out += [

@@ -35,18 +35,20 @@ _T_MIN = 1e-12  # below this step the line search has failed: stop that problem
 _SMALL = 64  # smallest compiled batch
 
 
-class _State(NamedTuple):
-    x: jax.Array  # (S, P) current point
-    f: jax.Array  # (S,) objective at x
-    g: jax.Array  # (S, P) gradient at x
-    d: jax.Array  # (S, P) search direction
-    t: jax.Array  # (S,) trial step along d
-    s: jax.Array  # (S, M, P) history of steps
-    y: jax.Array  # (S, M, P) history of gradient changes
-    rho: jax.Array  # (S, M) 1 / (s.y); 0 marks an empty slot (a no-op in the recursion)
-    gamma: jax.Array  # (S,) initial inverse-Hessian scale
-    active: jax.Array  # (S,) still iterating
-    n_iter: jax.Array  # (S,) accepted steps
+class _State[A: (np.ndarray, jax.Array)](NamedTuple):
+    """The batch's L-BFGS state: numpy arrays on the host between chunks, jax arrays inside one."""
+
+    x: A  # (S, P) current point
+    f: A  # (S,) objective at x
+    g: A  # (S, P) gradient at x
+    d: A  # (S, P) search direction
+    t: A  # (S,) trial step along d
+    s: A  # (S, M, P) history of steps
+    y: A  # (S, M, P) history of gradient changes
+    rho: A  # (S, M) 1 / (s.y); 0 marks an empty slot (a no-op in the recursion)
+    gamma: A  # (S,) initial inverse-Hessian scale
+    active: A  # (S,) still iterating
+    n_iter: A  # (S,) accepted steps
 
 
 @dataclass(frozen=True)
@@ -100,7 +102,7 @@ def _push(hist, new, acc):
     return jnp.where(acc.reshape(acc.shape + (1,) * (hist.ndim - 1)), shifted, hist)
 
 
-def _step(objective, w, shared, gtol, ftol, st: _State) -> _State:
+def _step(objective, w, shared, gtol, ftol, st: _State[jax.Array]) -> _State[jax.Array]:
     x_t = st.x + st.t[:, None] * st.d
     f_t, g_t = _value_and_grad(objective, x_t, w, shared)
     gd = jnp.sum(st.g * st.d, -1)
@@ -136,7 +138,7 @@ def _step(objective, w, shared, gtol, ftol, st: _State) -> _State:
     return _State(x, f, g, d, t, s, y, rho, gamma, st.active & ~stop, n_iter)
 
 
-def _fresh(x0: np.ndarray) -> _State:
+def _fresh(x0: np.ndarray) -> _State[np.ndarray]:
     # f = inf and t = 0: the first iteration evaluates the start itself and always accepts it
     # (finite values permitting), so no separate compiled initialisation is needed.
     size, n_par = x0.shape
@@ -188,14 +190,14 @@ def _padded(rows: np.ndarray, sizes: tuple[int, ...]) -> np.ndarray:
     return np.concatenate([rows, np.full(size - len(rows), rows[0])])
 
 
-def _gather(state: _State, rows: np.ndarray, n_real: int) -> _State:
+def _gather(state: _State[np.ndarray], rows: np.ndarray, n_real: int) -> _State[np.ndarray]:
     part = _State(*(a[rows] for a in state))
     active = part.active.copy()
     active[n_real:] = False  # padding rows ride along without iterating
     return part._replace(active=active)
 
 
-def _scatter(state: _State, rows: np.ndarray, part: _State) -> None:
+def _scatter(state: _State[np.ndarray], rows: np.ndarray, part: _State[np.ndarray]) -> None:
     for full, new in zip(state, part, strict=True):
         full[rows] = np.asarray(new)[: len(rows)]
 
@@ -239,7 +241,9 @@ def minimize_batched(
     return BatchResult(x=state.x, f=state.f, n_iter=state.n_iter, converged=~state.active)
 
 
-def _iterate_part(rows, sizes, objective, state, weights, shared, gtol, ftol, n_steps) -> _State:
+def _iterate_part(
+    rows, sizes, objective, state, weights, shared, gtol, ftol, n_steps
+) -> _State[np.ndarray]:
     pad = _padded(rows, sizes)
     part = _gather(state, pad, len(rows))
     with jax.enable_x64(True):  # the flag is thread-local: set it again in the worker

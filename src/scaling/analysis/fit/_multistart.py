@@ -11,15 +11,23 @@ Bootstrap refits run in float64 from a few optima of the full fit.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 import jax.numpy as jnp
 import numpy as np
 
 from scaling.analysis.fit._lbfgs import Objective, minimize_batched
 
-SCAN_TOL = {"ftol": 1e-6, "gtol": 1e-9}  # float32: stop near its precision
-POLISH_TOL = {"ftol": 1e-13, "gtol": 1e-12}
+
+class Tolerances(TypedDict):
+    """Stopping tolerances passed to `minimize_batched` as keyword arguments."""
+
+    ftol: float
+    gtol: float
+
+
+SCAN_TOL: Tolerances = {"ftol": 1e-6, "gtol": 1e-9}  # float32: stop near its precision
+POLISH_TOL: Tolerances = {"ftol": 1e-13, "gtol": 1e-12}
 _MIN_ROWS = 256
 
 

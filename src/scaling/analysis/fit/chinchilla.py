@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import jax.numpy as jnp
@@ -79,7 +80,7 @@ class ChinchillaLaw:
             + np.exp(math.log(self.B) - self.beta * log_d)
         )
 
-    def compute_optimal(self, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def compute_optimal(self, c: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
         """(N_opt, D_opt) minimising the loss at C = 6 N D."""
         return compute_optimal(self.A, self.B, self.alpha, self.beta, c)
 
@@ -260,7 +261,7 @@ def _law_samples(x: np.ndarray) -> dict[str, np.ndarray]:
         }
 
 
-def _exponents(p: dict[str, np.ndarray | float]) -> dict[str, np.ndarray | float]:
+def _exponents(p: Mapping[str, np.ndarray | float]) -> dict[str, np.ndarray]:
     # N_opt = G (C/6)^a, D_opt = G^-1 (C/6)^b: a = beta/(alpha+beta), b = alpha/(alpha+beta).
     # Only a law falling in both N and D has a frontier (as in compute_optimal): NaN otherwise,
     # where beta/(alpha+beta) could divide by zero.
@@ -312,7 +313,7 @@ def chinchilla_approach3(
     With `e_fixed`, E is set rather than fitted (its interval is that one value); `starts` as
     in `fit_chinchilla` (default: the paper's grid)."""
     best = fit_chinchilla(n, d, loss, delta=delta, e_fixed=e_fixed, starts=starts)
-    point = best.law.to_dict()
+    point: dict[str, float | np.ndarray] = dict(best.law.to_dict())
     point.update(_exponents(point))
     samples = None
     if n_bootstrap:

@@ -83,8 +83,8 @@ def _true_values(law: ChinchillaLaw) -> dict[str, float]:
 
 
 def simulate(
-    n: np.ndarray,
-    d: np.ndarray,
+    n: Sequence[float] | np.ndarray,
+    d: Sequence[float] | np.ndarray,
     law: ChinchillaLaw,
     noise: float,
     *,
@@ -141,11 +141,12 @@ def simulate(
         ]
         for name in FITS
     }
-    per_budget = {}
+    per_budget: dict[float, tuple[float, float, float, float]] = {}
     for c, values in ratios.items():
         n_opt, d_opt = law.compute_optimal(c)
         q = np.percentile(values, [5, 50, 95]) if values else (np.nan,) * 3
-        per_budget[c] = (float(d_opt / n_opt), *(float(v) for v in q))
+        q5, q50, q95 = (float(v) for v in q)
+        per_budget[c] = (float(d_opt / n_opt), q5, q50, q95)
     return DesignCheck(
         law=law,
         noise=noise,
@@ -157,13 +158,17 @@ def simulate(
     )
 
 
-def _recovery(name: str, truth: float, values: list, intervals: list) -> Recovery:
-    values = np.asarray(values, float)
+def _recovery(
+    name: str,
+    truth: float,
+    values: Sequence[float],
+    intervals: Sequence[tuple[float | None, float | None]],
+) -> Recovery:
     bounds = np.array([(np.nan, np.nan) if lo is None else (lo, hi) for lo, hi in intervals])
     low, high = bounds[:, 0], bounds[:, 1]
     ok = np.isfinite(low) & np.isfinite(high)
     covered = ok & (low <= truth + 1e-12) & (truth - 1e-12 <= high)
-    p5, p50, p95 = np.nanpercentile(values, [5, 50, 95])
+    p5, p50, p95 = np.nanpercentile(np.asarray(values, float), [5, 50, 95])
     return Recovery(
         name=name,
         truth=float(truth),

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -29,7 +30,12 @@ class Estimate:
         return self.n_failed / self.n_samples if self.n_samples else 0.0
 
     def covers(self, value: float) -> bool:
-        return self.ci_low is not None and self.ci_low <= value <= self.ci_high
+        # An interval has both ends or neither.
+        return (
+            self.ci_low is not None
+            and self.ci_high is not None
+            and self.ci_low <= value <= self.ci_high
+        )
 
     def to_dict(self) -> dict[str, float | int | None]:
         return {
@@ -87,7 +93,9 @@ def jsonable(value: Any) -> Any:
 
 
 def estimates(
-    point: dict[str, float], samples: dict[str, np.ndarray] | None, level: float
+    point: Mapping[str, float | np.ndarray],
+    samples: Mapping[str, np.ndarray] | None,
+    level: float,
 ) -> dict[str, Estimate]:
     """Estimates for each named point value, with percentile intervals from its samples."""
     return {
@@ -97,7 +105,11 @@ def estimates(
 
 
 def interval_estimate(
-    point: float, samples: np.ndarray | None, level: float = 0.95, *, bounds_ok: bool = False
+    point: float | np.ndarray,
+    samples: np.ndarray | None,
+    level: float = 0.95,
+    *,
+    bounds_ok: bool = False,
 ) -> Estimate:
     """`point` with the percentile interval of its bootstrap `samples`, counting the failed ones.
 
@@ -122,6 +134,6 @@ def percentile_interval(
     if values.size == 0:
         return None, None
     tail = (1 - level) / 2
-    method = "inverted_cdf" if bounds_ok else "linear"
+    method: Literal["inverted_cdf", "linear"] = "inverted_cdf" if bounds_ok else "linear"
     low, high = np.quantile(values, [tail, 1 - tail], method=method)
     return float(low), float(high)

@@ -96,6 +96,7 @@ def optimal_budget(law: ChinchillaLaw, *, n: float | None = None, d: float | Non
         raise ValueError("the law has no compute-optimal frontier (alpha or beta <= 0)")
     if n is not None:
         return 6.0 * math.exp((math.log(n) - math.log(g)) * s / law.beta)
+    assert d is not None  # exactly one of n and d was given
     return 6.0 * math.exp((math.log(d) + math.log(g)) * s / law.alpha)
 
 

@@ -57,7 +57,11 @@ def load_points(
     n = _column(frame, path, n_col)
     loss = _column(frame, path, loss_col)
     c = _column(frame, path, c_col) if c_col is not None else None
-    d = _column(frame, path, d_col) if d_col is not None else c / (6.0 * n)
+    if d_col is not None:
+        d = _column(frame, path, d_col)
+    else:
+        assert c is not None  # checked above: without a tokens column there is a compute one
+        d = c / (6.0 * n)
     out = pd.DataFrame({"N": n, "D": d, "C": 6.0 * n * d if c is None else c, "loss": loss})
     if unique_col is not None:
         out["U"] = _column(frame, path, unique_col)

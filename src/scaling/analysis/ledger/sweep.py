@@ -34,7 +34,9 @@ def sweep_evidence(
     tokens per parameter the way Hoffmann et al. count them (their ~20 is per parameter,
     embeddings included): its Approach 3 frontier inside the runs' compute decides, and the
     sweep's own ratios are reported beside it."""
-    law_name, a3 = fits.law()
+    law = fits.law()
+    assert law is not None  # the caller checks that an Approach 3 law was fitted
+    law_name, a3 = law
     free = fits.results.get("approach3", a3)
     held = fits.results.get("heldout")
     p = study.points
@@ -50,9 +52,9 @@ def sweep_evidence(
             for row in a3.derived.get("frontier", [])
             if p["C"].min() <= row["C"] <= p["C"].max()
         )
-    other_source, other = "", ()
-    counted = chinchilla[1].law() if chinchilla is not None else None
-    if counted is not None:
+    other_source = ""
+    other: tuple[BudgetRatio, ...] = ()
+    if chinchilla is not None and (counted := chinchilla[1].law()) is not None:
         name_c, a3_c = counted
         p_c = chinchilla[0].points
         other_source, other = f"{source}, N non-embedding", ratios

@@ -13,7 +13,7 @@ import pandas as pd
 
 from scaling.analysis import emergence
 from scaling.analysis import rules as claim_rules
-from scaling.analysis.fit.results import FitResult
+from scaling.analysis.fit.results import Estimate, FitResult
 from scaling.analysis.format import interval_of, number
 from scaling.analysis.ledger.claim import Claim, from_verdict, missing
 from scaling.analysis.rules import Rules
@@ -89,11 +89,12 @@ def claim4_row(paired: pd.DataFrame, exp: str, rules: Rules) -> Claim:
     if not gains:
         return missing(4, C4, exp, "no size with both a fine-tuned and a pre-train-only run")
     measured = "; ".join(
-        f"{task}: " + ", ".join(f"N = {n:,.0f}: {v.effect.estimate:+.3f}" for n, v in sizes.items())
+        f"{task}: "
+        + ", ".join(f"N = {n:,.0f}: {_effect(v).estimate:+.3f}" for n, v in sizes.items())
         for task, sizes in gains.items()
     )
     intervals = "; ".join(
-        f"{task}: " + ", ".join(interval_of(v.effect) for v in sizes.values())
+        f"{task}: " + ", ".join(interval_of(_effect(v)) for v in sizes.values())
         for task, sizes in gains.items()
     )
     return from_verdict(
@@ -108,6 +109,11 @@ def claim4_row(paired: pd.DataFrame, exp: str, rules: Rules) -> Claim:
         "seed spread's, pooled over the task's sizes; exact match is checked on the "
         "evaluation set (Newcombe interval).",
     )
+
+
+def _effect(verdict: Verdict) -> Estimate:
+    assert verdict.effect is not None  # finetune_gains gives every verdict its effect
+    return verdict.effect
 
 
 def _size_summary(task: str, sizes: dict[float, Verdict]) -> str:
