@@ -23,6 +23,7 @@ import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy import stats
 
 METRICS = ("exact_match", "token_accuracy", "edit_distance", "answer_logprob", "brier")
@@ -36,42 +37,47 @@ HIGHER_IS_BETTER = {
 }
 
 
-def _check(pred: np.ndarray, target: np.ndarray, mask: np.ndarray) -> np.ndarray:
+def _check(pred: ArrayLike, target: ArrayLike, mask: ArrayLike) -> np.ndarray:
     """Validate shapes; return the mask as bool. Every example needs an answer token, else its
     accuracy would be a silent 0/0."""
-    mask = np.asarray(mask, dtype=bool)
-    if np.shape(pred) != np.shape(target) or np.shape(target) != mask.shape or mask.ndim != 2:
+    mask_BxT = np.asarray(mask, dtype=bool)
+    same_shape = np.shape(pred) == np.shape(target) == mask_BxT.shape
+    if not same_shape or mask_BxT.ndim != 2:
         raise ValueError(
-            f"pred {np.shape(pred)}, target {np.shape(target)} and mask {mask.shape} "
+            f"pred {np.shape(pred)}, target {np.shape(target)} and mask {mask_BxT.shape} "
             "must share one (B, T) shape"
         )
-    empty = np.flatnonzero(~mask.any(axis=1))
+    empty = np.flatnonzero(~mask_BxT.any(axis=1))
     if empty.size:
         raise ValueError(f"examples {empty[:5].tolist()} have no answer tokens")
-    return mask
+    return mask_BxT
 
 
-def exact_match(pred_tokens, target_tokens, answer_mask) -> np.ndarray:
+def exact_match(
+    pred_tokens: ArrayLike, target_tokens: ArrayLike, answer_mask: ArrayLike
+) -> np.ndarray:
     """1.0 where every answer token is right, else 0.0."""
     mask = _check(pred_tokens, target_tokens, answer_mask)
     wrong = (np.asarray(pred_tokens) != np.asarray(target_tokens)) & mask
     return (~wrong.any(axis=1)).astype(np.float64)
 
 
-def token_accuracy(pred_tokens, target_tokens, answer_mask) -> np.ndarray:
+def token_accuracy(
+    pred_tokens: ArrayLike, target_tokens: ArrayLike, answer_mask: ArrayLike
+) -> np.ndarray:
     """Share of answer tokens predicted right."""
     mask = _check(pred_tokens, target_tokens, answer_mask)
     right = (np.asarray(pred_tokens) == np.asarray(target_tokens)) & mask
     return right.sum(axis=1) / mask.sum(axis=1)
 
 
-def answer_logprob(target_logprob, answer_mask) -> np.ndarray:
+def answer_logprob(target_logprob: ArrayLike, answer_mask: ArrayLike) -> np.ndarray:
     """Sum of log p(correct token) over answer tokens: log p of the whole answer."""
     mask = np.asarray(answer_mask, dtype=bool)
     return np.where(mask, np.asarray(target_logprob, dtype=np.float64), 0.0).sum(axis=1)
 
 
-def brier_pieces(probs, target_tokens) -> tuple[np.ndarray, np.ndarray]:
+def brier_pieces(probs: ArrayLike, target_tokens: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     """(p_target, sum_v p_v^2), each (B, T), from full (B, T, V) probabilities: the two numbers
     per position the Brier score needs, so an evaluator can reduce V away before storing."""
     probs = np.asarray(probs, dtype=np.float64)
@@ -79,7 +85,7 @@ def brier_pieces(probs, target_tokens) -> tuple[np.ndarray, np.ndarray]:
     return np.take_along_axis(probs, target, axis=-1)[..., 0], np.square(probs).sum(axis=-1)
 
 
-def brier(target_prob, sum_sq_prob, answer_mask) -> np.ndarray:
+def brier(target_prob: ArrayLike, sum_sq_prob: ArrayLike, answer_mask: ArrayLike) -> np.ndarray:
     """Mean over answer tokens of sum_v (p_v - 1[v = target])^2 = 1 - 2 p_target + sum_v p_v^2.
 
     0 for a confident right answer, 2 for a confident wrong one."""
@@ -96,7 +102,9 @@ def _left_align(tokens: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.nd
     return np.take_along_axis(tokens, order, axis=1)[:, :width], lengths
 
 
-def _levenshtein_padded(a: np.ndarray, len_a: np.ndarray, b: np.ndarray, len_b: np.ndarray):
+def _levenshtein_padded(
+    a: np.ndarray, len_a: np.ndarray, b: np.ndarray, len_b: np.ndarray
+) -> np.ndarray:
     """Levenshtein distance of a[i, :len_a[i]] and b[i, :len_b[i]] for every row at once.
 
     Row-by-row DP vectorised over the batch and over columns: the substitution and deletion
@@ -118,7 +126,9 @@ def _levenshtein_padded(a: np.ndarray, len_a: np.ndarray, b: np.ndarray, len_b: 
     return out
 
 
-def edit_distance(pred_tokens, target_tokens, answer_mask) -> np.ndarray:
+def edit_distance(
+    pred_tokens: ArrayLike, target_tokens: ArrayLike, answer_mask: ArrayLike
+) -> np.ndarray:
     """Token Levenshtein distance between predicted and target answers (Schaeffer et al. 2023).
 
     Both sequences are the tokens at answer positions, so they have the same length L and the
@@ -129,7 +139,9 @@ def edit_distance(pred_tokens, target_tokens, answer_mask) -> np.ndarray:
     return _levenshtein_padded(pred, lengths, target, lengths).astype(np.float64)
 
 
-def edit_distance_ragged(preds: Sequence[Sequence[int]], targets: Sequence[Sequence[int]]):
+def edit_distance_ragged(
+    preds: Sequence[Sequence[int]], targets: Sequence[Sequence[int]]
+) -> np.ndarray:
     """Levenshtein distance for pairs of token sequences of any lengths (e.g. a free-running
     greedy decode stopped at end-of-sequence against the reference answer)."""
     if len(preds) != len(targets):
@@ -145,12 +157,12 @@ def edit_distance_ragged(preds: Sequence[Sequence[int]], targets: Sequence[Seque
 
 
 def per_example(
-    pred_tokens,
-    target_tokens,
-    answer_mask,
-    target_logprob,
-    sum_sq_prob=None,
-    probs=None,
+    pred_tokens: ArrayLike,
+    target_tokens: ArrayLike,
+    answer_mask: ArrayLike,
+    target_logprob: ArrayLike,
+    sum_sq_prob: ArrayLike | None = None,
+    probs: ArrayLike | None = None,
 ) -> dict[str, np.ndarray]:
     """Every metric, one (B,) array each. Brier needs `sum_sq_prob` or full `probs`; without
     either it is left out rather than guessed."""
