@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from scaling.analysis.fit._lbfgs import Objective, minimize_batched
+from scaling.analysis.fit.bootstrap import resample_counts
 
 
 class Tolerances(TypedDict):
@@ -65,7 +66,6 @@ class MultiStartResult:
     f: float  # best objective
     x_all: np.ndarray  # (S, P) end point of every start
     f_all: np.ndarray  # (S,) objective at every end point (float64 where polished)
-    n_polished: int
 
 
 def multistart(
@@ -94,7 +94,20 @@ def multistart(
     )
     x_all[best], f_all[best] = fine.x, np.where(np.isfinite(fine.f), fine.f, np.inf)
     i = int(np.argmin(f_all))
-    return MultiStartResult(x_all[i], float(f_all[i]), x_all, f_all, len(best))
+    return MultiStartResult(x_all[i], float(f_all[i]), x_all, f_all)
+
+
+def fit_with_bootstrap(
+    objective: Objective, starts: np.ndarray, shared: Any, n_rows: int, n_bootstrap: int, seed: int
+) -> tuple[MultiStartResult, np.ndarray | None]:
+    """The multi-start fit on all `n_rows` rows and, with `n_bootstrap`, the (B, P) refits on
+    rows resampled with replacement, each started from the 4 lowest distinct optima of the fit."""
+    res = multistart(objective, starts, shared, np.ones(n_rows))
+    if not n_bootstrap:
+        return res, None
+    row_counts = resample_counts(n_rows, n_bootstrap, seed)
+    x, _ = refit(objective, distinct_optima(res, 4), row_counts, shared)
+    return res, x
 
 
 def distinct_optima(result: MultiStartResult, k: int, rtol: float = 1e-3) -> np.ndarray:

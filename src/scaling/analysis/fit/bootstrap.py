@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 
@@ -22,6 +24,18 @@ def counts(indices: np.ndarray, n: int) -> np.ndarray:
 def resample_counts(n: int, n_resamples: int, seed: int = 0) -> np.ndarray:
     """(n_resamples, n) row multiplicities of `resample_indices(n, n_resamples, seed)`."""
     return counts(resample_indices(n, n_resamples, seed), n)
+
+
+def bootstrap_info(n_resamples: int, seed: int, level: float, **extra: Any) -> dict[str, Any]:
+    """A fit's `info["bootstrap"]`: percentile intervals over rows resampled with replacement."""
+    return {
+        "n_resamples": n_resamples,
+        "seed": seed,
+        "level": level,
+        "interval": "percentile",
+        "resampling": "rows with replacement",
+        **extra,
+    }
 
 
 def resample_groups(groups: np.ndarray, n_resamples: int, seed: int = 0) -> list[np.ndarray]:

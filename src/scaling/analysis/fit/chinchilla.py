@@ -32,7 +32,7 @@ from scaling.analysis.fit._multistart import (
     refit,
 )
 from scaling.analysis.fit._validate import positive
-from scaling.analysis.fit.bootstrap import resample_counts
+from scaling.analysis.fit.bootstrap import bootstrap_info, resample_counts
 from scaling.analysis.fit.results import FitResult, estimates
 
 HUBER_DELTA = 1e-3
@@ -247,17 +247,18 @@ def bootstrap_chinchilla(
     return _full_x(x, e_fixed)
 
 
-def _law_samples(x: np.ndarray) -> dict[str, np.ndarray]:
+def law_params(x: np.ndarray) -> dict[str, np.ndarray]:
+    """A, B, E, alpha, beta of parameters x (..., 5+) = (a, b, e, alpha, beta, ...)."""
     # A resample can end at a degenerate law whose log A or log B lies past a float's range
     # (exp overflows to inf); its A or B is then inf and its frontier NaN: a failed sample,
     # counted as such in its intervals.
     with np.errstate(over="ignore"):
         return {
-            "A": np.exp(x[:, 0]),
-            "B": np.exp(x[:, 1]),
-            "E": np.exp(x[:, 2]),
-            "alpha": x[:, 3],
-            "beta": x[:, 4],
+            "A": np.exp(x[..., 0]),
+            "B": np.exp(x[..., 1]),
+            "E": np.exp(x[..., 2]),
+            "alpha": x[..., 3],
+            "beta": x[..., 4],
         }
 
 
@@ -327,7 +328,7 @@ def chinchilla_approach3(
             delta=delta,
             e_fixed=e_fixed,
         )
-        samples = _law_samples(x)
+        samples = law_params(x)
         samples.update(_exponents(samples))
     return FitResult(
         method="chinchilla_approach3",
@@ -341,20 +342,15 @@ def chinchilla_approach3(
             "objective": best.objective,
             "n_starts": best.n_starts,
             "n_starts_at_best": best.n_at_best,
-            "bootstrap": _bootstrap_info(n_bootstrap, seed, level, len(best.bootstrap_starts)),
+            "bootstrap": bootstrap_info(
+                n_bootstrap,
+                seed,
+                level,
+                refit_starts=f"end points of the {len(best.bootstrap_starts)} lowest distinct "
+                "optima of the full fit",
+            ),
         },
     )
-
-
-def _bootstrap_info(n_resamples: int, seed: int, level: float, n_starts: int) -> dict:
-    return {
-        "n_resamples": n_resamples,
-        "seed": seed,
-        "level": level,
-        "interval": "percentile",
-        "resampling": "rows with replacement",
-        "refit_starts": f"end points of the {n_starts} lowest distinct optima of the full fit",
-    }
 
 
 def profile_e(

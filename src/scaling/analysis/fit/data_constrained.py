@@ -29,18 +29,10 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy.optimize import minimize_scalar
 
-from scaling.analysis.fit._multistart import (
-    distinct_optima,
-    huber,
-    lse,
-    multistart,
-    pad,
-    padded_rows,
-    refit,
-)
+from scaling.analysis.fit._multistart import fit_with_bootstrap, huber, lse, pad, padded_rows
 from scaling.analysis.fit._validate import positive
-from scaling.analysis.fit.bootstrap import resample_counts
-from scaling.analysis.fit.chinchilla import HUBER_DELTA, ChinchillaLaw
+from scaling.analysis.fit.bootstrap import bootstrap_info
+from scaling.analysis.fit.chinchilla import HUBER_DELTA, ChinchillaLaw, law_params
 from scaling.analysis.fit.results import FitResult, estimates
 
 PARAM_NAMES = ("A", "B", "E", "alpha", "beta", "R_D_star", "R_N_star")
@@ -96,11 +88,6 @@ class DataConstrainedLaw:
     beta: float
     R_D_star: float
     R_N_star: float
-
-    @classmethod
-    def extending(cls, law: ChinchillaLaw, r_d_star: float, r_n_star: float) -> DataConstrainedLaw:
-        """A Chinchilla law with the two repetition constants added."""
-        return cls(law.A, law.B, law.E, law.alpha, law.beta, r_d_star, r_n_star)
 
     def chinchilla(self) -> ChinchillaLaw:
         """The law without a data constraint (U large enough that nothing repeats)."""
@@ -166,7 +153,6 @@ MUENNIGHOFF_2023 = DataConstrainedLaw(
     R_D_star=15.387756,
     R_N_star=5.309743,
 )
-PRESETS = {"muennighoff2023": MUENNIGHOFF_2023}
 PRESET_SOURCES = {
     "muennighoff2023": "Muennighoff et al. 2023, Scaling Data-Constrained Language Models "
     "(NeurIPS), eq. 5-7; constants as released with the paper's code (datablations)",
@@ -234,15 +220,7 @@ def start_grid() -> np.ndarray:
 def _params(x: np.ndarray, base: np.ndarray | None) -> dict[str, np.ndarray]:
     if base is not None:  # x holds (log R_D*, log R_N*) only
         x = np.concatenate([np.broadcast_to(base, (*x.shape[:-1], 5)), x], axis=-1)
-    return {
-        "A": np.exp(x[..., 0]),
-        "B": np.exp(x[..., 1]),
-        "E": np.exp(x[..., 2]),
-        "alpha": x[..., 3],
-        "beta": x[..., 4],
-        "R_D_star": np.exp(x[..., 5]),
-        "R_N_star": np.exp(x[..., 6]),
-    }
+    return {**law_params(x), "R_D_star": np.exp(x[..., 5]), "R_N_star": np.exp(x[..., 6])}
 
 
 def data_constrained_fit(
@@ -279,12 +257,8 @@ def data_constrained_fit(
         objective = _objective
         grid = start_grid()
     starts = grid if starts is None else np.asarray(starts, float)
-    res = multistart(objective, starts, shared, np.ones(len(loss)))
-    samples = None
-    if n_bootstrap:
-        row_counts = resample_counts(len(loss), n_bootstrap, seed)
-        xb, _ = refit(objective, distinct_optima(res, 4), row_counts, shared)
-        samples = _params(xb, base_x)
+    res, xb = fit_with_bootstrap(objective, starts, shared, len(loss), n_bootstrap, seed)
+    samples = None if xb is None else _params(xb, base_x)
     return FitResult(
         method="muennighoff_data_constrained",
         params=estimates(_params(res.x, base_x), samples, level),
@@ -296,13 +270,7 @@ def data_constrained_fit(
             "loss": f"sum Huber(delta={delta}) of log-loss residuals, log-sum-exp form",
             "objective": res.f,
             "n_starts": len(starts),
-            "bootstrap": {
-                "n_resamples": n_bootstrap,
-                "seed": seed,
-                "level": level,
-                "interval": "percentile",
-                "resampling": "rows with replacement",
-            },
+            "bootstrap": bootstrap_info(n_bootstrap, seed, level),
         },
     )
 

@@ -21,11 +21,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from scaling.analysis.fit.chinchilla import ChinchillaLaw, chinchilla_approach3
+from scaling.analysis.fit.chinchilla import PARAM_NAMES, ChinchillaLaw, chinchilla_approach3
 from scaling.analysis.fit.frontier import group_budgets, isoflop_minima
 from scaling.analysis.format import percent, table
 
-CHECKED = ("alpha", "beta", "E", "a")  # a: N_opt ~ C^a, the frontier's exponent
 FITS = {"E free": False, "E fixed": True}  # the two Approach 3 fits a study reports
 
 
@@ -51,7 +50,7 @@ class DesignCheck:
     noise: float
     n_sims: int
     n_points: int
-    fits: dict[str, list[Recovery]]  # "E free", "E fixed" -> one Recovery per CHECKED name
+    fits: dict[str, list[Recovery]]  # "E free", "E fixed" -> one Recovery per quantity checked
     interior_share: dict[float, float]  # IsoFLOP budget -> share of sims with an inside minimum
     tokens_per_param: dict[float, tuple[float, float, float, float]]  # C -> truth, 5/50/95%
 
@@ -74,6 +73,7 @@ def isoflop_design(
 
 
 def _true_values(law: ChinchillaLaw) -> dict[str, float]:
+    """The quantities a design check recovers; a: N_opt ~ C^a, the frontier's exponent."""
     return {
         "alpha": law.alpha,
         "beta": law.beta,
@@ -224,22 +224,20 @@ def markdown(check: DesignCheck) -> str:
 
 # --- the law and noise a design check samples, from a study's results
 
-LAW_KEYS = ("A", "B", "E", "alpha", "beta")
-
 
 def parse_law(text: str) -> ChinchillaLaw:
     values = dict(item.split("=", 1) for item in text.split(",") if "=" in item)
-    missing = [k for k in LAW_KEYS if k not in values]
-    if missing or set(values) - set(LAW_KEYS):
-        raise ValueError(f"--law needs exactly {','.join(LAW_KEYS)} as key=value, got {text!r}")
-    return ChinchillaLaw(**{k: float(values[k]) for k in LAW_KEYS})
+    missing = [k for k in PARAM_NAMES if k not in values]
+    if missing or set(values) - set(PARAM_NAMES):
+        raise ValueError(f"--law needs exactly {','.join(PARAM_NAMES)} as key=value, got {text!r}")
+    return ChinchillaLaw(**{k: float(values[k]) for k in PARAM_NAMES})
 
 
 def law_from(path: Path) -> ChinchillaLaw:
     fits = json.loads(path.read_text())["fits"]
     name = "approach3_e_fixed" if "approach3_e_fixed" in fits else "approach3"
     params = fits[name]["params"]
-    return ChinchillaLaw(**{k: params[k]["estimate"] for k in LAW_KEYS})
+    return ChinchillaLaw(**{k: params[k]["estimate"] for k in PARAM_NAMES})
 
 
 def noise_from(path: Path) -> float:

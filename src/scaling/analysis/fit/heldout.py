@@ -3,7 +3,7 @@ minimum loss reachable at the held-out compute (the IsoFLOP minimum of the large
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -39,21 +39,7 @@ class HeldOutResult:
         return (self.min_loss_predicted - self.min_loss_measured) / self.min_loss_measured
 
     def to_dict(self) -> dict[str, Any]:
-        return jsonable(
-            {
-                "c_cut": self.c_cut,
-                "law": self.law.to_dict(),
-                "n_fit": self.n_fit,
-                "n_heldout": self.n_heldout,
-                "mean_abs_rel_error": self.mean_abs_rel_error,
-                "max_abs_rel_error": self.max_abs_rel_error,
-                "points": self.points,
-                "e_fixed": self.e_fixed,
-                "min_loss_predicted": self.min_loss_predicted,
-                "min_loss_measured": self.min_loss_measured,
-                "min_loss_rel_error": self.min_loss_rel_error,
-            }
-        )
+        return jsonable({**asdict(self), "min_loss_rel_error": self.min_loss_rel_error})
 
 
 def heldout_check(

@@ -15,32 +15,12 @@ import itertools
 import jax.numpy as jnp
 import numpy as np
 
-from scaling.analysis.fit._multistart import (
-    distinct_optima,
-    huber,
-    lse,
-    multistart,
-    pad,
-    padded_rows,
-    refit,
-)
+from scaling.analysis.fit._multistart import fit_with_bootstrap, huber, lse, pad, padded_rows
 from scaling.analysis.fit._validate import positive
-from scaling.analysis.fit.bootstrap import resample_counts
+from scaling.analysis.fit.bootstrap import bootstrap_info
 from scaling.analysis.fit.chinchilla import HUBER_DELTA
 from scaling.analysis.fit.regression import log_design, lstsq, lstsq_bootstrap
 from scaling.analysis.fit.results import FitResult, estimates
-
-
-def _boot_info(n_bootstrap: int, seed: int, level: float, **extra) -> dict:
-    return {
-        "n_resamples": n_bootstrap,
-        "seed": seed,
-        "level": level,
-        "interval": "percentile",
-        "resampling": "rows with replacement",
-        **extra,
-    }
-
 
 # --- Kaplan -----------------------------------------------------------------------------------
 
@@ -101,7 +81,7 @@ def kaplan_fit(
         info={
             "form": f"L = ({variable}_c / {variable})^alpha_{variable}",
             "loss": "least squares on log loss",
-            "bootstrap": _boot_info(n_bootstrap, seed, level),
+            "bootstrap": bootstrap_info(n_bootstrap, seed, level),
         },
     )
 
@@ -109,12 +89,10 @@ def kaplan_fit(
 def _kaplan_saturating(x, loss, variable, n_bootstrap, seed, level, delta) -> FitResult:
     n_pad = padded_rows(len(loss))
     shared = (pad(np.log(x), n_pad), pad(np.log(loss), n_pad), np.asarray(delta))
-    res = multistart(_saturating_objective, _saturating_starts(), shared, np.ones(len(loss)))
-    samples = None
-    if n_bootstrap:
-        row_counts = resample_counts(len(loss), n_bootstrap, seed)
-        xb, _ = refit(_saturating_objective, distinct_optima(res, 4), row_counts, shared)
-        samples = _saturating_params(xb, variable)
+    res, xb = fit_with_bootstrap(
+        _saturating_objective, _saturating_starts(), shared, len(loss), n_bootstrap, seed
+    )
+    samples = None if xb is None else _saturating_params(xb, variable)
     return FitResult(
         method=f"kaplan_{variable}_irreducible",
         params=estimates(_saturating_params(res.x, variable), samples, level),
@@ -124,7 +102,7 @@ def _kaplan_saturating(x, loss, variable, n_bootstrap, seed, level, delta) -> Fi
             "loss": f"sum Huber(delta={delta}) of log-loss residuals, log-sum-exp form",
             "objective": res.f,
             "n_starts": len(res.f_all),
-            "bootstrap": _boot_info(n_bootstrap, seed, level),
+            "bootstrap": bootstrap_info(n_bootstrap, seed, level),
         },
     )
 
@@ -160,6 +138,6 @@ def transfer_fit(
         info={
             "form": "D_T = k D_F^alpha N^beta",
             "loss": "least squares on log D_T",
-            "bootstrap": _boot_info(n_bootstrap, seed, level),
+            "bootstrap": bootstrap_info(n_bootstrap, seed, level),
         },
     )
