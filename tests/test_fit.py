@@ -113,9 +113,8 @@ def test_batched_lbfgs_matches_scipy_lbfgsb():
     )
     n_pad = _multistart.padded_rows(len(loss))
     weights = np.broadcast_to(_multistart.pad(np.ones(len(loss)), n_pad), (len(starts), n_pad))
-    ours = _lbfgs.minimize_batched(
-        ch._objective, starts, weights, ch._shared(n, d, loss, ch.HUBER_DELTA)
-    )
+    shared = _multistart.padded_data([np.log(v) for v in (n, d, loss)], ch.HUBER_DELTA)
+    ours = _lbfgs.minimize_batched(ch._objective, starts, weights, shared)
     assert ours.converged.all()
     for i, x0 in enumerate(starts):
         ref = minimize(

@@ -10,6 +10,7 @@ Bootstrap refits run in float64 from a few optima of the full fit.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
@@ -58,6 +59,12 @@ def pad(values: np.ndarray, n_pad: int) -> np.ndarray:
     out = np.zeros(n_pad)
     out[: len(values)] = values
     return out
+
+
+def padded_data(columns: Sequence[np.ndarray], delta: float) -> tuple[np.ndarray, ...]:
+    """A robust fit's `shared` data: its row columns zero-padded to `padded_rows`, then delta."""
+    n_pad = padded_rows(len(columns[0]))
+    return (*(pad(v, n_pad) for v in columns), np.asarray(delta))
 
 
 @dataclass(frozen=True)

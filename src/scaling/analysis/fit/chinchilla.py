@@ -27,8 +27,7 @@ from scaling.analysis.fit._multistart import (
     huber,
     lse,
     multistart,
-    pad,
-    padded_rows,
+    padded_data,
     refit,
 )
 from scaling.analysis.fit._validate import positive
@@ -131,7 +130,7 @@ _FREE_E = [0, 1, 3, 4]  # the columns of (a, b, e, alpha, beta) fitted when E is
 
 def _problem(n, d, loss, delta: float, e_fixed: float | None):
     """(objective, shared data) of the free-E or fixed-E fit."""
-    shared = _shared(n, d, loss, delta)
+    shared = padded_data([np.log(v) for v in (n, d, loss)], delta)
     if e_fixed is None:
         return _objective, shared
     return _objective_e_fixed, (*shared, np.asarray(math.log(e_fixed)))
@@ -160,11 +159,6 @@ def objective(
     r = logsumexp(terms, axis=0) - np.log(loss)
     h = np.where(np.abs(r) <= delta, 0.5 * r * r, delta * (np.abs(r) - 0.5 * delta))
     return float(np.sum(h if weights is None else weights * h))
-
-
-def _shared(n, d, loss, delta: float):
-    n_pad = padded_rows(len(loss))
-    return tuple(pad(np.log(v), n_pad) for v in (n, d, loss)) + (np.asarray(delta),)
 
 
 @dataclass(frozen=True)

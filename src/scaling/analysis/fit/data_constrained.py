@@ -29,7 +29,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy.optimize import minimize_scalar
 
-from scaling.analysis.fit._multistart import fit_with_bootstrap, huber, lse, pad, padded_rows
+from scaling.analysis.fit._multistart import fit_with_bootstrap, huber, lse, padded_data
 from scaling.analysis.fit._validate import positive
 from scaling.analysis.fit.bootstrap import bootstrap_info
 from scaling.analysis.fit.chinchilla import HUBER_DELTA, ChinchillaLaw, law_params
@@ -242,11 +242,8 @@ def data_constrained_fit(
     runs that saw their data once) only R_D* and R_N* are, as in the paper, which is what a
     handful of repeated-data runs can pin down. Intervals by bootstrap over rows."""
     n, d, u, loss = positive("N, D, U, loss", n, d, u, loss)
-    n_pad = padded_rows(len(loss))
     u_d = unique_seen(d, u)
-    columns = (np.log(n), np.log(u_d), repetitions(d, u_d), np.log(loss))
-    shared = tuple(pad(v, n_pad) for v in columns)
-    shared += (np.asarray(delta),)
+    shared = padded_data([np.log(n), np.log(u_d), repetitions(d, u_d), np.log(loss)], delta)
     base_x = None
     if base is not None:
         base_x = np.asarray(base.x(), float)

@@ -15,7 +15,7 @@ import itertools
 import jax.numpy as jnp
 import numpy as np
 
-from scaling.analysis.fit._multistart import fit_with_bootstrap, huber, lse, pad, padded_rows
+from scaling.analysis.fit._multistart import fit_with_bootstrap, huber, lse, padded_data
 from scaling.analysis.fit._validate import positive
 from scaling.analysis.fit.bootstrap import bootstrap_info
 from scaling.analysis.fit.chinchilla import HUBER_DELTA
@@ -87,8 +87,7 @@ def kaplan_fit(
 
 
 def _kaplan_saturating(x, loss, variable, n_bootstrap, seed, level, delta) -> FitResult:
-    n_pad = padded_rows(len(loss))
-    shared = (pad(np.log(x), n_pad), pad(np.log(loss), n_pad), np.asarray(delta))
+    shared = padded_data([np.log(x), np.log(loss)], delta)
     res, xb = fit_with_bootstrap(
         _saturating_objective, _saturating_starts(), shared, len(loss), n_bootstrap, seed
     )

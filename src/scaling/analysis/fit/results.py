@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 import numpy as np
@@ -38,13 +38,7 @@ class Estimate:
         )
 
     def to_dict(self) -> dict[str, float | int | None]:
-        return {
-            "estimate": self.estimate,
-            "ci_low": self.ci_low,
-            "ci_high": self.ci_high,
-            "n_samples": self.n_samples,
-            "n_failed": self.n_failed,
-        }
+        return asdict(self)
 
 
 @dataclass
