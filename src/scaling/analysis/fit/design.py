@@ -23,6 +23,7 @@ import pandas as pd
 
 from scaling.analysis.fit.chinchilla import PARAM_NAMES, ChinchillaLaw, chinchilla_approach3
 from scaling.analysis.fit.frontier import group_budgets, isoflop_minima
+from scaling.analysis.fit.results import Estimate
 from scaling.analysis.format import percent, table
 
 FITS = {"E free": False, "E fixed": True}  # the two Approach 3 fits a study reports
@@ -105,8 +106,7 @@ def simulate(
     # IsoFLOP profiles: budgets holding 3+ sizes (an N x D grid has none)
     labels = [b for b in np.unique(budgets) if len(np.unique(n[budgets == b])) >= 3]
     c_of = {int(b): float(np.exp(np.mean(np.log(6.0 * n * d)[budgets == b]))) for b in labels}
-    estimates: dict[str, dict[str, list]] = {f: {k: [] for k in truth} for f in FITS}
-    intervals: dict[str, dict[str, list]] = {f: {k: [] for k in truth} for f in FITS}
+    found: dict[str, dict[str, list[Estimate]]] = {f: {k: [] for k in truth} for f in FITS}
     interior = {c: 0 for c in c_of.values()}
     ratios: dict[float, list[float]] = {c: [] for c in c_of.values()}
     for sim in range(n_sims):
@@ -124,9 +124,7 @@ def simulate(
                 starts=starts,
             )
             for key in truth:
-                est = result.params[key]
-                estimates[name][key].append(est.estimate)
-                intervals[name][key].append((est.ci_low, est.ci_high))
+                found[name][key].append(result.params[key])
         for label in labels:
             rows = budgets == label
             one = np.zeros(rows.sum(), dtype=int)
@@ -135,12 +133,7 @@ def simulate(
             interior[c] += bool(m["interior"][0]) and np.isfinite(m["N_opt"][0])
             if np.isfinite(m["N_opt"][0]):
                 ratios[c].append(m["D_opt"][0] / m["N_opt"][0])
-    fits = {
-        name: [
-            _recovery(key, truth[key], estimates[name][key], intervals[name][key]) for key in truth
-        ]
-        for name in FITS
-    }
+    fits = {name: [_recovery(key, truth[key], found[name][key]) for key in truth] for name in FITS}
     per_budget: dict[float, tuple[float, float, float, float]] = {}
     for c, values in ratios.items():
         n_opt, d_opt = law.compute_optimal(c)
@@ -158,17 +151,14 @@ def simulate(
     )
 
 
-def _recovery(
-    name: str,
-    truth: float,
-    values: Sequence[float],
-    intervals: Sequence[tuple[float | None, float | None]],
-) -> Recovery:
-    bounds = np.array([(np.nan, np.nan) if lo is None else (lo, hi) for lo, hi in intervals])
+def _recovery(name: str, truth: float, found: Sequence[Estimate]) -> Recovery:
+    bounds = np.array(
+        [(np.nan, np.nan) if e.ci_low is None else (e.ci_low, e.ci_high) for e in found]
+    )
     low, high = bounds[:, 0], bounds[:, 1]
     ok = np.isfinite(low) & np.isfinite(high)
     covered = ok & (low <= truth + 1e-12) & (truth - 1e-12 <= high)
-    p5, p50, p95 = np.nanpercentile(np.asarray(values, float), [5, 50, 95])
+    p5, p50, p95 = np.nanpercentile(np.array([e.estimate for e in found], float), [5, 50, 95])
     return Recovery(
         name=name,
         truth=float(truth),

@@ -252,24 +252,15 @@ def isoflop_fit(
     )
 
 
+def _optimum(c: float, n_opt: np.ndarray) -> dict[str, np.ndarray]:
+    return {"N_opt": n_opt, "D_opt": c / (6 * n_opt), "tokens_per_param": c / (6 * n_opt**2)}
+
+
 def _minima_table(minima: dict[str, np.ndarray], n_samples: np.ndarray | None, level: float):
     rows = []
     for i, budget in enumerate(minima["C"]):
-        sampled = None
-        if n_samples is not None:
-            n_b = n_samples[:, i]
-            sampled = {
-                "N_opt": n_b,
-                "D_opt": budget / (6 * n_b),
-                "tokens_per_param": budget / (6 * n_b**2),
-            }
-        n_opt = minima["N_opt"][i]
-        point = {
-            "N_opt": n_opt,
-            "D_opt": minima["D_opt"][i],
-            "tokens_per_param": budget / (6 * n_opt**2),
-        }
-        est = estimates(point, sampled, level)
+        sampled = None if n_samples is None else _optimum(budget, n_samples[:, i])
+        est = estimates(_optimum(budget, minima["N_opt"][i]), sampled, level)
         rows.append(
             {
                 "C": budget,
