@@ -112,15 +112,12 @@ def compute_optimal(
 
 
 def _objective(x, w, shared):
-    log_n, log_d, log_loss, delta = shared
-    a, b, e, alpha, beta = (x[:, i, None] for i in range(5))
-    pred = lse(a - alpha * log_n, b - beta * log_d, e)
-    return jnp.sum(w * huber(pred - log_loss, delta), axis=-1)
-
-
-def _objective_e_fixed(x, w, shared):
-    log_n, log_d, log_loss, delta, e = shared
-    a, b, alpha, beta = (x[:, i, None] for i in range(4))
+    log_n, log_d, log_loss, delta, *e_fixed = shared
+    if e_fixed:  # x = (a, b, alpha, beta); shared ends with e = log E
+        a, b, alpha, beta = (x[:, i, None] for i in range(4))
+        e = e_fixed[0]
+    else:
+        a, b, e, alpha, beta = (x[:, i, None] for i in range(5))
     pred = lse(a - alpha * log_n, b - beta * log_d, e)
     return jnp.sum(w * huber(pred - log_loss, delta), axis=-1)
 
@@ -128,12 +125,10 @@ def _objective_e_fixed(x, w, shared):
 _FREE_E = [0, 1, 3, 4]  # the columns of (a, b, e, alpha, beta) fitted when E is fixed
 
 
-def _problem(n, d, loss, delta: float, e_fixed: float | None):
-    """(objective, shared data) of the free-E or fixed-E fit."""
+def _shared(n, d, loss, delta: float, e_fixed: float | None) -> tuple[np.ndarray, ...]:
+    """The shared data of the free-E or (ending with log E) the fixed-E fit."""
     shared = padded_data([np.log(v) for v in (n, d, loss)], delta)
-    if e_fixed is None:
-        return _objective, shared
-    return _objective_e_fixed, (*shared, np.asarray(math.log(e_fixed)))
+    return shared if e_fixed is None else (*shared, np.asarray(math.log(e_fixed)))
 
 
 def _full_x(x: np.ndarray, e_fixed: float | None) -> np.ndarray:
@@ -206,8 +201,8 @@ def _minimise(n, d, loss, delta, starts, weights, e_fixed) -> tuple[MultiStartRe
     weights = np.ones(len(loss)) if weights is None else np.asarray(weights, float).ravel()
     if len(weights) != len(loss) or np.any(weights < 0):
         raise ValueError(f"weights must be {len(loss)} non-negative values")
-    objective, shared = _problem(n, d, loss, delta, e_fixed)
-    return multistart(objective, starts, shared, weights), len(starts)
+    shared = _shared(n, d, loss, delta, e_fixed)
+    return multistart(_objective, starts, shared, weights), len(starts)
 
 
 def _checked_e(e_fixed: float | None) -> float | None:
@@ -236,8 +231,7 @@ def bootstrap_chinchilla(
     if e_fixed is not None:
         starts = starts[:, _FREE_E]
     row_counts = resample_counts(len(loss), n_resamples, seed)
-    objective, shared = _problem(n, d, loss, delta, e_fixed)
-    x, _ = refit(objective, starts, row_counts, shared)
+    x, _ = refit(_objective, starts, row_counts, _shared(n, d, loss, delta, e_fixed))
     return _full_x(x, e_fixed)
 
 

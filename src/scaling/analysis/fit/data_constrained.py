@@ -185,16 +185,12 @@ def _log_terms(log_n, log_u, reps_d, a, b, alpha, beta, log_rd, log_rn):
 
 
 def _objective(x, w, shared):
-    log_n, log_u, reps_d, log_loss, delta = shared
-    a, b, e, alpha, beta, log_rd, log_rn = (x[:, i, None] for i in range(7))
-    t_n, t_d = _log_terms(log_n, log_u, reps_d, a, b, alpha, beta, log_rd, log_rn)
-    return jnp.sum(w * huber(lse(t_n, t_d, e) - log_loss, delta), axis=-1)
-
-
-def _objective_base(x, w, shared):
-    log_n, log_u, reps_d, log_loss, delta, base = shared
-    a, b, e, alpha, beta = (base[i] for i in range(5))
-    log_rd, log_rn = x[:, 0, None], x[:, 1, None]
+    log_n, log_u, reps_d, log_loss, delta, *base = shared
+    if base:  # x = (log R_D*, log R_N*); shared ends with the given (a, b, e, alpha, beta)
+        a, b, e, alpha, beta = (base[0][i] for i in range(5))
+        log_rd, log_rn = x[:, 0, None], x[:, 1, None]
+    else:
+        a, b, e, alpha, beta, log_rd, log_rn = (x[:, i, None] for i in range(7))
     t_n, t_d = _log_terms(log_n, log_u, reps_d, a, b, alpha, beta, log_rd, log_rn)
     return jnp.sum(w * huber(lse(t_n, t_d, e) - log_loss, delta), axis=-1)
 
@@ -248,13 +244,11 @@ def data_constrained_fit(
     if base is not None:
         base_x = np.asarray(base.x(), float)
         shared += (base_x,)
-        objective = _objective_base
         grid = np.array(list(itertools.product(_R_STARTS, _R_STARTS)))
     else:
-        objective = _objective
         grid = start_grid()
     starts = grid if starts is None else np.asarray(starts, float)
-    res, xb = fit_with_bootstrap(objective, starts, shared, len(loss), n_bootstrap, seed)
+    res, xb = fit_with_bootstrap(_objective, starts, shared, len(loss), n_bootstrap, seed)
     samples = None if xb is None else _params(xb, base_x)
     return FitResult(
         method="muennighoff_data_constrained",
