@@ -70,52 +70,14 @@ from scaling.analysis.emergence_terms import (
     MIXED,
     NO_RISE,
     PERFECT,
-    SCALE_MATTERS,
     SCORE_NAMES,
     SMOOTH,
     UNDETERMINED,
     Columns,
     Thresholds,
 )
-from scaling.analysis.loss_test import loss_explains, loss_spline_basis
+from scaling.analysis.loss_test import loss_explains
 from scaling.tasks.metrics import HIGHER_IS_BETTER, resolution
-
-# The terms and Du et al.'s test live in their own modules; callers read them from here too.
-__all__ = [
-    "AXES",
-    "CONTINUOUS_METRICS",
-    "DISCRETE_METRICS",
-    "GENUINE",
-    "LOSS_EXPLAINS",
-    "MIRAGE",
-    "MIXED",
-    "NO_RISE",
-    "PERFECT",
-    "SCALE_MATTERS",
-    "SCORE_NAMES",
-    "SMOOTH",
-    "UNDETERMINED",
-    "Columns",
-    "Thresholds",
-    "loss_explains",
-    "loss_spline_basis",
-    "to_wide",
-    "metric_columns",
-    "oriented",
-    "curve",
-    "curves",
-    "improvement",
-    "breakthroughness",
-    "linearity",
-    "max_step_share",
-    "headroom",
-    "best_jump",
-    "curve_scores",
-    "schaeffer_verdict",
-    "verdict_table",
-    "to_records",
-    "thresholds_dict",
-]
 
 # ---------------------------------------------------------------------------------------------
 # Table shape

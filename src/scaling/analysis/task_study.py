@@ -15,6 +15,7 @@ import pandas as pd
 
 from scaling import records
 from scaling.analysis import emergence, fit, transfer
+from scaling.analysis.emergence_terms import Columns
 
 VERDICT_AXIS = "c"  # pre-training compute: the axis with the most distinct scales in a study
 EMERGENCE_COLUMNS_D = "source_tokens"
@@ -58,10 +59,10 @@ def emergence_input(runs: pd.DataFrame, sources: pd.DataFrame, arm: str) -> pd.D
     return table.reset_index(drop=True)
 
 
-def columns(table: pd.DataFrame) -> emergence.Columns:
+def columns(table: pd.DataFrame) -> Columns:
     # Without variation in D the Du test must not be handed a constant column.
     varies = table[EMERGENCE_COLUMNS_D].nunique() > 1
-    return emergence.Columns(
+    return Columns(
         n="n", c="compute", d=EMERGENCE_COLUMNS_D if varies else "-", loss="pretrain_loss"
     )
 
