@@ -35,6 +35,7 @@ N_LABELS = {
     "with_head": "N, parameters with the head",
     "total": "N, all parameters",
 }
+APPROACH3_LABELS = {"approach3_e_fixed": "Approach 3, E fixed", "approach3": "Approach 3, E free"}
 
 
 def _axes(ncols: int, title: str):
@@ -71,8 +72,7 @@ def _law(fits: Fits) -> tuple[str, ChinchillaLaw] | None:
         return None
     name, result = chosen
     law = ChinchillaLaw(**{k: result.value(k) for k in ("A", "B", "E", "alpha", "beta")})
-    label = "Approach 3, E fixed" if name == "approach3_e_fixed" else "Approach 3, E free"
-    return label, law
+    return APPROACH3_LABELS[name], law
 
 
 def _floor(ax, study: Study, fits: Fits) -> None:
@@ -249,7 +249,7 @@ def frontier(study: Study, fits: Fits, path: Path) -> Path | None:
             continue
         rows = result.to_dict()["derived"]["frontier"]
         c = np.array([r["C"] for r in rows])
-        label = "Approach 3, E fixed" if name == "approach3_e_fixed" else "Approach 3, E free"
+        label = APPROACH3_LABELS[name]
         for ax, (key, _) in zip(axes, keys, strict=True):
             ax.plot(c, [r[key]["estimate"] for r in rows], style, label=label)
             low = [r[key]["ci_low"] for r in rows]
@@ -459,9 +459,8 @@ def task_curves(
     return _save(fig, path)
 
 
-def _save(fig, path: Path, tight: bool = True) -> Path:
-    if tight:
-        fig.tight_layout(rect=(0, 0, 1, 0.95))
+def _save(fig, path: Path) -> Path:
+    fig.tight_layout(rect=(0, 0, 1, 0.95))
     tmp = path.with_name(f".{path.name}.tmp.png")
     fig.savefig(tmp, dpi=110)
     plt.close(fig)
