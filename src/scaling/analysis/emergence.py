@@ -315,10 +315,9 @@ def verdict_table(
         scores = _task_scores(rows, metrics, columns, thresholds)
         du = {m: _du_columns(rows, m, columns, thresholds) for m in metrics}
         axis = verdict_axis
-        exact = du.get(DISCRETE_METRICS[0], {})
-        if exact.get("du_verdict") == LOSS_EXPLAINS and "loss" in scores.get(
-            DISCRETE_METRICS[0], {}
-        ):
+        discrete = DISCRETE_METRICS[0]
+        exact = du.get(discrete, {})
+        if exact.get("du_verdict") == LOSS_EXPLAINS and "loss" in scores.get(discrete, {}):
             axis = "loss"
         on_axis = {m: s[axis] for m, s in scores.items() if axis in s}
         schaeffer = schaeffer_verdict(on_axis, thresholds=thresholds)

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from scaling.analysis import emergence, fit, transfer
-from scaling.analysis.emergence_terms import LOSS_EXPLAINS, Thresholds
+from scaling.analysis.emergence_terms import AXES, LOSS_EXPLAINS, Thresholds
 from scaling.analysis.format import cell, percent
 from scaling.analysis.format import table as markdown_table
 from scaling.analysis.task_study import (
@@ -246,7 +246,7 @@ def plot_curves(study: TaskStudy, out: Path) -> list[Path]:
     from scaling.analysis import plots  # matplotlib is imported only when plots are drawn
 
     written = []
-    for axis in ("n", "c", "loss"):
+    for axis in AXES:
         curves = {
             arm: {
                 label: {m: emergence.curve(rows, m, axis, columns(table)) for m in transfer.METRICS}
