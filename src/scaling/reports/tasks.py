@@ -32,7 +32,7 @@ from scaling.analysis.task_study import (
     columns,
 )
 from scaling.records import atomic_write_text
-from scaling.tasks.metrics import resolution_note
+from scaling.tasks.metrics import METRICS, resolution_note
 
 
 def _table(header: list[str], rows: list[list[Any]]) -> str:
@@ -249,14 +249,14 @@ def plot_curves(study: TaskStudy, out: Path) -> list[Path]:
     for axis in AXES:
         curves = {
             arm: {
-                label: {m: emergence.curve(rows, m, axis, columns(table)) for m in transfer.METRICS}
+                label: {m: emergence.curve(rows, m, axis, columns(table)) for m in METRICS}
                 for label, rows in _lines(table)
             }
             for arm, table in study.emergence_input.items()
             if not table.empty
         }
         path = out / f"metrics_vs_{axis}.png"
-        written.append(plots.task_curves(curves, list(transfer.METRICS), axis, path))
+        written.append(plots.task_curves(curves, list(METRICS), axis, path))
     return written
 
 
