@@ -23,9 +23,9 @@ from matplotlib.ticker import (  # noqa: E402
     NullFormatter,
 )
 
-from scaling.analysis.fit import ChinchillaLaw, group_budgets, isoflop_minima  # noqa: E402
+from scaling.analysis.fit import ChinchillaLaw, isoflop_minima  # noqa: E402
 from scaling.analysis.fit.frontier import parabola  # noqa: E402
-from scaling.analysis.study import Fits, Study  # noqa: E402
+from scaling.analysis.study import Fits, Study, budget_groups  # noqa: E402
 
 PANEL = (6.0, 4.4)  # inches per panel
 LEGEND = {"fontsize": 8, "framealpha": 0.85}
@@ -100,20 +100,9 @@ def _colors(values, cmap: str = "viridis") -> dict:
     return {v: colormap(0.9 * i / max(1, len(unique) - 1)) for i, v in enumerate(unique)}
 
 
-def _budgets(points: pd.DataFrame) -> list[tuple[float, pd.DataFrame]]:
-    """(C, rows) of each IsoFLOP budget holding 3+ sizes, smallest first."""
-    labels = group_budgets(points["C"].to_numpy())
-    out = []
-    for label in np.unique(labels):
-        rows = points[labels == label].sort_values("N")
-        if rows["N"].nunique() >= 3:
-            out.append((float(np.exp(np.log(rows["C"]).mean())), rows))
-    return out
-
-
 def isoflop_profiles(study: Study, fits: Fits, path: Path) -> Path | None:
     """Per budget: the runs, Approach 2's parabola and its minimum; beside it the fitted law."""
-    budgets = _budgets(study.points)
+    budgets = [(c, rows.sort_values("N")) for c, rows in budget_groups(study.points)]
     if not budgets:
         return None
     fig, (left, right) = _axes(
@@ -346,7 +335,7 @@ def residuals(study: Study, fits: Fits, path: Path) -> Path | None:
 def loss_vs_n_and_d(study: Study, fits: Fits, path: Path) -> Path | None:
     """Loss against N at each D and against D at each N: for grids that repeat N and D."""
     p = study.points
-    if _budgets(p) or p.groupby("D")["N"].nunique().max() < 2:
+    if budget_groups(p) or p.groupby("D")["N"].nunique().max() < 2:
         return None  # an IsoFLOP grid repeats no D; isoflop_profiles shows it
     chosen = _law(fits)
     fig, axes = _axes(2, "Loss against N at fixed D, and against D at fixed N")
