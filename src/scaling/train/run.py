@@ -84,7 +84,7 @@ class Trainer:
         self.val_batches = jax.tree.map(self.layout.put_batch, val)
         self.ckpt = Checkpointer(run_dir / rundir.CKPT_DIR, t.keep_ckpts, t.async_ckpt)
         self.record = static_record(self)
-        self.tracker: tracking.Tracker | None = None  # opened by `begin`, once resumed
+        self.tracker: tracking.Tracker | None = None  # opened by `loop._begin`, once resumed
         # The run's place in the loop (scaling.train.loop).
         self.step = 0  # the last step taken (the record of a run stopped at once says it)
         self.stop = self.plan.total_steps
