@@ -17,6 +17,15 @@ import pandas as pd
 import pytest
 
 from scaling.analysis import emergence, rules
+from scaling.analysis.emergence_terms import (
+    GENUINE,
+    MIRAGE,
+    MIXED,
+    NO_RISE,
+    SMOOTH,
+    UNDETERMINED,
+    Thresholds,
+)
 from scaling.analysis.fit.results import Estimate, FitResult, interval_estimate
 from scaling.analysis.ledger import ablations
 from scaling.analysis.ledger import sweep as ledger_sweep
@@ -450,31 +459,27 @@ def flat_noise_with_an_exact_match_jump() -> pd.DataFrame:
 
 
 EMERGENCE = [
-    pytest.param(ladder(LEAP), emergence.GENUINE, S, id="continuous metrics jump too: genuine"),
-    pytest.param(
-        ladder(sigmoid_in_log_n(8)), emergence.MIRAGE, C, id="p^8 of a smooth sigmoid: a mirage"
-    ),
+    pytest.param(ladder(LEAP), GENUINE, S, id="continuous metrics jump too: genuine"),
+    pytest.param(ladder(sigmoid_in_log_n(8)), MIRAGE, C, id="p^8 of a smooth sigmoid: a mirage"),
     pytest.param(
         flat_noise_with_an_exact_match_jump(),
-        emergence.MIRAGE,
+        MIRAGE,
         C,
         id="flat noise in the continuous metrics is no jump",
     ),
     pytest.param(
         ladder(sigmoid_in_log_n(8), answer_len=1),
-        emergence.SMOOTH,
+        SMOOTH,
         C,
         id="smooth under every metric",
     ),
     pytest.param(
         ladder(sigmoid_in_log_n(8), exact=np.zeros(8)),
-        emergence.NO_RISE,
+        NO_RISE,
         NR,
         id="exact match never rises",
     ),
-    pytest.param(
-        ladder(sigmoid_in_log_n(3)), emergence.UNDETERMINED, NR, id="3 scales cannot show a step"
-    ),
+    pytest.param(ladder(sigmoid_in_log_n(3)), UNDETERMINED, NR, id="3 scales cannot show a step"),
 ]
 
 
@@ -485,23 +490,17 @@ def test_claim5_abilities_emerge_suddenly(table, expected_label, verdict):
 
 
 CLAIM5_TASKS = [
-    pytest.param({"a": emergence.GENUINE, "b": emergence.MIRAGE}, S, id="one task emerges"),
+    pytest.param({"a": GENUINE, "b": MIRAGE}, S, id="one task emerges"),
+    pytest.param({"a": MIRAGE, "b": SMOOTH}, C, id="every task a mirage or smooth"),
     pytest.param(
-        {"a": emergence.MIRAGE, "b": emergence.SMOOTH}, C, id="every task a mirage or smooth"
-    ),
-    pytest.param(
-        {"a": emergence.MIRAGE, "b": emergence.NO_RISE},
+        {"a": MIRAGE, "b": NO_RISE},
         C,
         id="a task that never rose says nothing either way",
     ),
-    pytest.param(
-        {"a": emergence.SMOOTH, "b": emergence.UNDETERMINED}, C, id="nor one on too few scales"
-    ),
-    pytest.param(
-        {"a": emergence.NO_RISE, "b": emergence.UNDETERMINED}, NR, id="no task rose: nothing"
-    ),
-    pytest.param({"a": emergence.MIRAGE, "b": emergence.MIXED}, NR, id="mixed might emerge"),
-    pytest.param({"a": emergence.MIXED}, NR, id="mixed"),
+    pytest.param({"a": SMOOTH, "b": UNDETERMINED}, C, id="nor one on too few scales"),
+    pytest.param({"a": NO_RISE, "b": UNDETERMINED}, NR, id="no task rose: nothing"),
+    pytest.param({"a": MIRAGE, "b": MIXED}, NR, id="mixed might emerge"),
+    pytest.param({"a": MIXED}, NR, id="mixed"),
     pytest.param({}, NR, id="no task"),
 ]
 
@@ -614,7 +613,7 @@ def test_every_rule_reaches_all_three_outcomes(name):
 
 
 def test_the_rules_table_states_every_minimum_effect():
-    table = rules.rules_table(RULES, emergence.Thresholds())
+    table = rules.rules_table(RULES, Thresholds())
     for claim in range(1, 9):
         assert f"| {claim} |" in table
     for shown in (

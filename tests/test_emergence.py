@@ -16,6 +16,19 @@ import pandas as pd
 import pytest
 
 from scaling.analysis import emergence
+from scaling.analysis.emergence_terms import (
+    CONTINUOUS_METRICS,
+    GENUINE,
+    LOSS_EXPLAINS,
+    MIRAGE,
+    MIXED,
+    NO_RISE,
+    SCALE_MATTERS,
+    SMOOTH,
+    UNDETERMINED,
+    Thresholds,
+)
+from scaling.analysis.loss_test import loss_explains
 from scaling.tasks import metrics
 
 ANSWER_LEN = 8
@@ -104,10 +117,10 @@ def test_a_jump_is_a_large_rise_in_at_most_two_adjacent_steps(curve, jumps):
 
 
 def test_the_fewest_scales_follow_from_the_context_a_jump_needs():
-    assert emergence.Thresholds().min_scales == 4
-    assert emergence.Thresholds(context_steps=3).min_scales == 5
+    assert Thresholds().min_scales == 4
+    assert Thresholds(context_steps=3).min_scales == 5
     with pytest.raises(ValueError, match="context_steps"):
-        emergence.Thresholds(context_steps=0)
+        Thresholds(context_steps=0)
 
 
 def test_the_minimum_rise_is_a_share_of_the_way_to_a_perfect_score():
@@ -123,10 +136,10 @@ def test_p_to_the_L_is_a_mirage():
     ratio = verdicts["breakthroughness_ratio_n"]
     assert ratio["exact_match"] > 3.0 * ratio["token_accuracy"]
     assert verdicts.loc["exact_match", "jump_n"]
-    for metric in emergence.CONTINUOUS_METRICS:
+    for metric in CONTINUOUS_METRICS:
         assert not verdicts.loc[metric, "jump_n"], metric
         assert ratio[metric] < 1.5, metric  # a straight line scores 1
-    assert set(verdicts["schaeffer_verdict"]) == {emergence.MIRAGE}
+    assert set(verdicts["schaeffer_verdict"]) == {MIRAGE}
     assert verdicts["resolution"].iloc[0] == pytest.approx(metrics.resolution(N_EXAMPLES))
 
 
@@ -135,14 +148,14 @@ def test_a_jump_in_per_token_accuracy_is_genuine():
     per_token = np.where(LOG10_N < 8.1, 0.30, 0.95) + 0.005 * (LOG10_N - 8.0)
     verdicts = emergence.verdict_table(ladder(per_token)).set_index("metric")
     assert verdicts["jump_n"].all()
-    assert set(verdicts["schaeffer_verdict"]) == {emergence.GENUINE}
+    assert set(verdicts["schaeffer_verdict"]) == {GENUINE}
 
 
 def test_a_one_token_answer_rises_smoothly():
     # With L = 1 exact match equals per-token accuracy: the same smooth sigmoid.
     verdicts = emergence.verdict_table(ladder(smooth_per_token(), answer_len=1))
     assert not verdicts["jump_n"].any()
-    assert set(verdicts["schaeffer_verdict"]) == {emergence.SMOOTH}
+    assert set(verdicts["schaeffer_verdict"]) == {SMOOTH}
 
 
 def scores(jump: bool, rises: bool = True, n_scales: int = 5) -> dict:
@@ -157,33 +170,33 @@ SCHAEFFER = [
             "token_accuracy": scores(True),
             "edit_distance": scores(False),
         },
-        emergence.GENUINE,
+        GENUINE,
         id="half jump: genuine",
     ),
     pytest.param(
         {"exact_match": scores(True), "token_accuracy": scores(False)},
-        emergence.MIRAGE,
+        MIRAGE,
         id="only exact match jumps: mirage",
     ),
     pytest.param(
         {"exact_match": scores(False), "token_accuracy": scores(False)},
-        emergence.SMOOTH,
+        SMOOTH,
         id="exact match rises smoothly: smooth",
     ),
     pytest.param(
         {"exact_match": scores(False, rises=False), "token_accuracy": scores(False)},
-        emergence.NO_RISE,
+        NO_RISE,
         id="exact match does not rise",
     ),
     pytest.param(
         {"exact_match": scores(True, n_scales=3), "token_accuracy": scores(True)},
-        emergence.UNDETERMINED,
+        UNDETERMINED,
         id="too few scales",
     ),
-    pytest.param({"exact_match": scores(True)}, emergence.UNDETERMINED, id="no continuous metric"),
+    pytest.param({"exact_match": scores(True)}, UNDETERMINED, id="no continuous metric"),
     pytest.param(
         {"exact_match": scores(False), "token_accuracy": scores(True)},
-        emergence.MIXED,
+        MIXED,
         id="smooth exact match, a continuous jump",
     ),
 ]
@@ -200,14 +213,14 @@ def test_genuine_share_decides_mixed():
         "token_accuracy": scores(True),
         "edit_distance": scores(False),
     }
-    strict = emergence.Thresholds(genuine_share=0.75)
-    assert emergence.schaeffer_verdict(task, thresholds=strict) == emergence.MIXED
+    strict = Thresholds(genuine_share=0.75)
+    assert emergence.schaeffer_verdict(task, thresholds=strict) == MIXED
 
 
 def test_too_few_scales_give_no_verdict():
     table = ladder(smooth_per_token()).iloc[-3:]  # exact match rises on these 3 scales
     verdicts = emergence.verdict_table(table)
-    assert set(verdicts["schaeffer_verdict"]) == {emergence.UNDETERMINED}
+    assert set(verdicts["schaeffer_verdict"]) == {UNDETERMINED}
 
 
 def test_curves_against_n_c_and_loss_run_least_to_most_capable():
@@ -264,7 +277,7 @@ def grid_runs(n_dependence: float, seed: int = 0) -> pd.DataFrame:
 
 def test_du_loss_explains_a_metric_that_depends_on_loss_only():
     verdicts = emergence.verdict_table(grid_runs(0.0)).set_index("metric")
-    assert set(verdicts["du_verdict"]) == {emergence.LOSS_EXPLAINS}
+    assert set(verdicts["du_verdict"]) == {LOSS_EXPLAINS}
     assert (verdicts["du_p_value"] > 0.05).all()
     assert (verdicts["du_rss_ratio"] > 0.7).all()
     # The ability is a function of loss, so loss is the scale its verdict is read against.
@@ -273,7 +286,7 @@ def test_du_loss_explains_a_metric_that_depends_on_loss_only():
 
 def test_du_detects_a_metric_that_depends_on_n_beyond_loss():
     verdicts = emergence.verdict_table(grid_runs(0.5)).set_index("metric")
-    assert set(verdicts["du_verdict"]) == {emergence.SCALE_MATTERS}
+    assert set(verdicts["du_verdict"]) == {SCALE_MATTERS}
     assert set(verdicts["verdict_axis"]) == {"n"}
     assert (verdicts["du_p_value"] < 0.01).all()
     # Where the N effect is additive on the logit, log N also helps out of sample.
@@ -282,13 +295,13 @@ def test_du_detects_a_metric_that_depends_on_n_beyond_loss():
 
 def test_du_is_undetermined_when_loss_is_a_function_of_n():
     # One D per N (D = 20 N): N and loss move together, so nothing can separate them.
-    result = emergence.loss_explains(
+    result = loss_explains(
         loss=1.7 + 400.0 / np.logspace(6, 10, 8) ** 0.34,
         y=smooth_per_token(),
         n=np.logspace(6, 10, 8),
         d=20 * np.logspace(6, 10, 8),
     )
-    assert result["verdict"] == emergence.UNDETERMINED
+    assert result["verdict"] == UNDETERMINED
     assert result["scale_r2_on_loss"] > 0.99
 
 
@@ -313,4 +326,4 @@ def test_the_verdict_at_every_scale_count_the_study_uses(n_scales):
             "token_accuracy": emergence.curve_scores(per_token, "token_accuracy"),
         }
     )
-    assert verdict == emergence.MIRAGE
+    assert verdict == MIRAGE

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from scaling.analysis import transfer
+from scaling.tasks.metrics import METRICS
 
 K, A_N, A_D = 50.0, 0.1, 0.3  # L_scratch = K N^-a_N D^-a_D
 TRANSFER = dict(k=3.0, alpha=0.7, beta=0.3)  # D_T = k D_F^alpha N^beta
@@ -35,7 +36,7 @@ def record(task, model, arm, d_f, loss, em=0.0):
         "final_val_loss": loss,
         "task_resolution": 0.0015,
         "task_n_eval": 2000,
-        **{f"task_{m}": em for m in transfer.METRICS},
+        **{f"task_{m}": em for m in METRICS},
     }
 
 

@@ -70,52 +70,14 @@ from scaling.analysis.emergence_terms import (
     MIXED,
     NO_RISE,
     PERFECT,
-    SCALE_MATTERS,
     SCORE_NAMES,
     SMOOTH,
     UNDETERMINED,
     Columns,
     Thresholds,
 )
-from scaling.analysis.loss_test import loss_explains, loss_spline_basis
+from scaling.analysis.loss_test import loss_explains
 from scaling.tasks.metrics import HIGHER_IS_BETTER, resolution
-
-# The terms and Du et al.'s test live in their own modules; callers read them from here too.
-__all__ = [
-    "AXES",
-    "CONTINUOUS_METRICS",
-    "DISCRETE_METRICS",
-    "GENUINE",
-    "LOSS_EXPLAINS",
-    "MIRAGE",
-    "MIXED",
-    "NO_RISE",
-    "PERFECT",
-    "SCALE_MATTERS",
-    "SCORE_NAMES",
-    "SMOOTH",
-    "UNDETERMINED",
-    "Columns",
-    "Thresholds",
-    "loss_explains",
-    "loss_spline_basis",
-    "to_wide",
-    "metric_columns",
-    "oriented",
-    "curve",
-    "curves",
-    "improvement",
-    "breakthroughness",
-    "linearity",
-    "max_step_share",
-    "headroom",
-    "best_jump",
-    "curve_scores",
-    "schaeffer_verdict",
-    "verdict_table",
-    "to_records",
-    "thresholds_dict",
-]
 
 # ---------------------------------------------------------------------------------------------
 # Table shape
@@ -353,10 +315,9 @@ def verdict_table(
         scores = _task_scores(rows, metrics, columns, thresholds)
         du = {m: _du_columns(rows, m, columns, thresholds) for m in metrics}
         axis = verdict_axis
-        exact = du.get(DISCRETE_METRICS[0], {})
-        if exact.get("du_verdict") == LOSS_EXPLAINS and "loss" in scores.get(
-            DISCRETE_METRICS[0], {}
-        ):
+        discrete = DISCRETE_METRICS[0]
+        exact = du.get(discrete, {})
+        if exact.get("du_verdict") == LOSS_EXPLAINS and "loss" in scores.get(discrete, {}):
             axis = "loss"
         on_axis = {m: s[axis] for m, s in scores.items() if axis in s}
         schaeffer = schaeffer_verdict(on_axis, thresholds=thresholds)

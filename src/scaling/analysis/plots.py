@@ -23,9 +23,9 @@ from matplotlib.ticker import (  # noqa: E402
     NullFormatter,
 )
 
-from scaling.analysis.fit import ChinchillaLaw, group_budgets, isoflop_minima  # noqa: E402
+from scaling.analysis.fit import ChinchillaLaw, isoflop_minima  # noqa: E402
 from scaling.analysis.fit.frontier import parabola  # noqa: E402
-from scaling.analysis.study import Fits, Study  # noqa: E402
+from scaling.analysis.study import Fits, Study, budget_groups  # noqa: E402
 
 PANEL = (6.0, 4.4)  # inches per panel
 LEGEND = {"fontsize": 8, "framealpha": 0.85}
@@ -35,6 +35,7 @@ N_LABELS = {
     "with_head": "N, parameters with the head",
     "total": "N, all parameters",
 }
+APPROACH3_LABELS = {"approach3_e_fixed": "Approach 3, E fixed", "approach3": "Approach 3, E free"}
 
 
 def _axes(ncols: int, title: str):
@@ -71,8 +72,7 @@ def _law(fits: Fits) -> tuple[str, ChinchillaLaw] | None:
         return None
     name, result = chosen
     law = ChinchillaLaw(**{k: result.value(k) for k in ("A", "B", "E", "alpha", "beta")})
-    label = "Approach 3, E fixed" if name == "approach3_e_fixed" else "Approach 3, E free"
-    return label, law
+    return APPROACH3_LABELS[name], law
 
 
 def _floor(ax, study: Study, fits: Fits) -> None:
@@ -100,20 +100,9 @@ def _colors(values, cmap: str = "viridis") -> dict:
     return {v: colormap(0.9 * i / max(1, len(unique) - 1)) for i, v in enumerate(unique)}
 
 
-def _budgets(points: pd.DataFrame) -> list[tuple[float, pd.DataFrame]]:
-    """(C, rows) of each IsoFLOP budget holding 3+ sizes, smallest first."""
-    labels = group_budgets(points["C"].to_numpy())
-    out = []
-    for label in np.unique(labels):
-        rows = points[labels == label].sort_values("N")
-        if rows["N"].nunique() >= 3:
-            out.append((float(np.exp(np.log(rows["C"]).mean())), rows))
-    return out
-
-
 def isoflop_profiles(study: Study, fits: Fits, path: Path) -> Path | None:
     """Per budget: the runs, Approach 2's parabola and its minimum; beside it the fitted law."""
-    budgets = _budgets(study.points)
+    budgets = [(c, rows.sort_values("N")) for c, rows in budget_groups(study.points)]
     if not budgets:
         return None
     fig, (left, right) = _axes(
@@ -249,7 +238,7 @@ def frontier(study: Study, fits: Fits, path: Path) -> Path | None:
             continue
         rows = result.to_dict()["derived"]["frontier"]
         c = np.array([r["C"] for r in rows])
-        label = "Approach 3, E fixed" if name == "approach3_e_fixed" else "Approach 3, E free"
+        label = APPROACH3_LABELS[name]
         for ax, (key, _) in zip(axes, keys, strict=True):
             ax.plot(c, [r[key]["estimate"] for r in rows], style, label=label)
             low = [r[key]["ci_low"] for r in rows]
@@ -346,7 +335,7 @@ def residuals(study: Study, fits: Fits, path: Path) -> Path | None:
 def loss_vs_n_and_d(study: Study, fits: Fits, path: Path) -> Path | None:
     """Loss against N at each D and against D at each N: for grids that repeat N and D."""
     p = study.points
-    if _budgets(p) or p.groupby("D")["N"].nunique().max() < 2:
+    if budget_groups(p) or p.groupby("D")["N"].nunique().max() < 2:
         return None  # an IsoFLOP grid repeats no D; isoflop_profiles shows it
     chosen = _law(fits)
     fig, axes = _axes(2, "Loss against N at fixed D, and against D at fixed N")
@@ -459,9 +448,8 @@ def task_curves(
     return _save(fig, path)
 
 
-def _save(fig, path: Path, tight: bool = True) -> Path:
-    if tight:
-        fig.tight_layout(rect=(0, 0, 1, 0.95))
+def _save(fig, path: Path) -> Path:
+    fig.tight_layout(rect=(0, 0, 1, 0.95))
     tmp = path.with_name(f".{path.name}.tmp.png")
     fig.savefig(tmp, dpi=110)
     plt.close(fig)

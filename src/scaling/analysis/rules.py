@@ -17,7 +17,15 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from scaling.analysis import emergence
+from scaling.analysis.emergence_terms import (
+    GENUINE,
+    MIRAGE,
+    MIXED,
+    NO_RISE,
+    SMOOTH,
+    UNDETERMINED,
+    Thresholds,
+)
 from scaling.analysis.fit.results import Estimate
 from scaling.analysis.format import interval_of, number, table
 from scaling.analysis.verdicts import (
@@ -299,17 +307,17 @@ def claim4(paired: pd.DataFrame, rules: Rules) -> Verdict:
 
 # What each emergence label (scaling.analysis.emergence.schaeffer_verdict) says about the claim.
 EMERGENCE_OUTCOMES = {
-    emergence.GENUINE: (SUPPORTED, "exact match and the continuous metrics jump"),
-    emergence.MIRAGE: (CONTRADICTED, "a mirage: exact match jumps, no continuous metric does"),
-    emergence.SMOOTH: (CONTRADICTED, "smooth: exact match rises, no metric jumps"),
-    emergence.MIXED: (NOT_RESOLVED, "mixed: too few continuous metrics jump to call it"),
-    emergence.NO_RISE: (NOT_RESOLVED, "no rise: exact match is not acquired at these scales"),
-    emergence.UNDETERMINED: (NOT_RESOLVED, "too few scales for a jump to show"),
+    GENUINE: (SUPPORTED, "exact match and the continuous metrics jump"),
+    MIRAGE: (CONTRADICTED, "a mirage: exact match jumps, no continuous metric does"),
+    SMOOTH: (CONTRADICTED, "smooth: exact match rises, no metric jumps"),
+    MIXED: (NOT_RESOLVED, "mixed: too few continuous metrics jump to call it"),
+    NO_RISE: (NOT_RESOLVED, "no rise: exact match is not acquired at these scales"),
+    UNDETERMINED: (NOT_RESOLVED, "too few scales for a jump to show"),
 }
 
 
 # Labels that say nothing about how an ability arrives: it never rose, or too few scales.
-UNINFORMATIVE = (emergence.NO_RISE, emergence.UNDETERMINED)
+UNINFORMATIVE = (NO_RISE, UNDETERMINED)
 
 
 def claim5(labels: Mapping[str, str]) -> Verdict:
@@ -400,7 +408,7 @@ def claim8(schedule: pd.Series, loss: pd.Series, rules: Rules) -> Verdict:
 # ---------------------------------------------------------------------------------- the table
 
 
-def rules_table(rules: Rules, thresholds: emergence.Thresholds) -> str:
+def rules_table(rules: Rules, thresholds: Thresholds) -> str:
     """The ledger's rules, one row per claim, with each minimum effect."""
     r, t = rules, thresholds
     rows = [

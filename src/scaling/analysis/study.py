@@ -145,18 +145,24 @@ def decade_budgets(points: pd.DataFrame) -> tuple[float, ...]:
     return tuple(c for c in steps if low <= c <= high)
 
 
-def isoflop_budgets(points: pd.DataFrame, min_sizes: int = 3) -> tuple[float, ...]:
-    """The compute budgets holding runs of at least `min_sizes` sizes at equal compute (within
-    5%), as the geometric mean C of each; empty for a study that is not an IsoFLOP grid."""
+def budget_groups(points: pd.DataFrame, min_sizes: int = 3) -> list[tuple[float, pd.DataFrame]]:
+    """(C, rows) of each compute budget holding runs of at least `min_sizes` sizes at equal
+    compute (within 5%), C the geometric mean of its runs', smallest first; empty for a study
+    that is not an IsoFLOP grid."""
     if points.empty:
-        return ()
+        return []
     groups = fit.group_budgets(points["C"].to_numpy())
     out = []
     for label in np.unique(groups):
         rows = points[groups == label]
         if rows["N"].nunique() >= min_sizes:
-            out.append(float(np.exp(np.log(rows["C"]).mean())))
-    return tuple(out)
+            out.append((float(np.exp(np.log(rows["C"]).mean())), rows))
+    return out
+
+
+def isoflop_budgets(points: pd.DataFrame, min_sizes: int = 3) -> tuple[float, ...]:
+    """The C of each of `budget_groups`."""
+    return tuple(c for c, _ in budget_groups(points, min_sizes))
 
 
 def fit_study(

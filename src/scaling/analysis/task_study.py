@@ -15,6 +15,8 @@ import pandas as pd
 
 from scaling import records
 from scaling.analysis import emergence, fit, transfer
+from scaling.analysis.emergence_terms import Columns
+from scaling.tasks.metrics import METRICS
 
 VERDICT_AXIS = "c"  # pre-training compute: the axis with the most distinct scales in a study
 EMERGENCE_COLUMNS_D = "source_tokens"
@@ -52,16 +54,16 @@ def emergence_input(runs: pd.DataFrame, sources: pd.DataFrame, arm: str) -> pd.D
             EMERGENCE_COLUMNS_D: part["source_tokens"].astype(float),
             "pretrain_loss": part["pretrain_final_val_loss"].astype(float),
             "n_examples": part["task_n_eval"],
-            **{m: part[f"task_{m}"].astype(float) for m in transfer.METRICS},
+            **{m: part[f"task_{m}"].astype(float) for m in METRICS},
         }
     )
     return table.reset_index(drop=True)
 
 
-def columns(table: pd.DataFrame) -> emergence.Columns:
+def columns(table: pd.DataFrame) -> Columns:
     # Without variation in D the Du test must not be handed a constant column.
     varies = table[EMERGENCE_COLUMNS_D].nunique() > 1
-    return emergence.Columns(
+    return Columns(
         n="n", c="compute", d=EMERGENCE_COLUMNS_D if varies else "-", loss="pretrain_loss"
     )
 
@@ -88,7 +90,7 @@ def analyse(root: Path, n_bootstrap: int = 1000) -> TaskStudy:
             continue
         verdicts[arm] = emergence.verdict_table(
             inputs[arm],
-            metrics=list(transfer.METRICS),
+            metrics=list(METRICS),
             columns=columns(inputs[arm]),
             verdict_axis=VERDICT_AXIS,
         )

@@ -33,10 +33,10 @@ from scaling.analysis import fit
 from scaling.analysis.fit.bootstrap import resample_indices
 from scaling.analysis.fit.regression import log_design, lstsq
 from scaling.analysis.fit.results import interval_estimate
+from scaling.tasks.metrics import METRICS
 
 PRETRAIN_ONLY, FINETUNED, SCRATCH = "pretrain_only", "finetuned", "scratch"
 ARMS = (PRETRAIN_ONLY, FINETUNED, SCRATCH)
-METRICS = ("exact_match", "token_accuracy", "edit_distance", "answer_logprob", "brier")
 N_COLUMN = "n_params_nonembedding"  # the same model in every arm, so the same N
 
 

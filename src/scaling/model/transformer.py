@@ -273,30 +273,23 @@ class Transformer(nnx.Module):
     def __init__(self, cfg: ModelConfig, vocab_size: int, max_seq_len: int, *, rngs: nnx.Rngs):
         self.dtype = compute_dtype(cfg)
         self.remat = cfg.remat
-        self.loss_chunk_tokens = cfg.loss_chunk_tokens  # read by the training loss (train.py)
+        self.loss_chunk_tokens = cfg.loss_chunk_tokens  # read by the training loss (train.step)
         self.max_seq_len = max_seq_len
         param_dtype = jnp.dtype(cfg.param_dtype)
-        embed_init = nnx.initializers.normal(cfg.init_std)
-        self.embed = nnx.Embed(
-            vocab_size,
-            cfg.d_model,
-            dtype=self.dtype,
-            param_dtype=param_dtype,
-            embedding_init=embed_init,
-            rngs=rngs,
-        )
-        self.pos_embed: nnx.Embed | None
-        if cfg.position == "learned":
-            self.pos_embed = nnx.Embed(
-                max_seq_len,
+
+        def embed(n_rows: int) -> nnx.Embed:
+            init = nnx.initializers.normal(cfg.init_std)
+            return nnx.Embed(
+                n_rows,
                 cfg.d_model,
                 dtype=self.dtype,
                 param_dtype=param_dtype,
-                embedding_init=embed_init,
+                embedding_init=init,
                 rngs=rngs,
             )
-        else:
-            self.pos_embed = None
+
+        self.embed = embed(vocab_size)
+        self.pos_embed = embed(max_seq_len) if cfg.position == "learned" else None
         self.blocks = nnx.List([Block(cfg, self.dtype, rngs=rngs) for _ in range(cfg.n_layers)])
         self.final_norm = _norm(cfg, cfg.d_model, self.dtype, rngs)
         if cfg.tie_embeddings:

@@ -17,8 +17,8 @@ import json
 import sys
 from pathlib import Path
 
-from scaling.analysis import emergence
 from scaling.analysis import rules as claim_rules
+from scaling.analysis.emergence_terms import Thresholds
 from scaling.analysis.fit.results import jsonable
 from scaling.analysis.format import row
 from scaling.analysis.ledger.build import build
@@ -47,7 +47,7 @@ def markdown(claims: list[Claim], command: str, rules: Rules) -> str:
     out += [
         f"{c.number}. {c.verdict}: {c.reason}." + (f" {c.note}" if c.note else "") for c in claims
     ]
-    out += ["", "## Rules", "", claim_rules.rules_table(rules, emergence.Thresholds())]
+    out += ["", "## Rules", "", claim_rules.rules_table(rules, Thresholds())]
     return "\n".join(out) + "\n"
 
 

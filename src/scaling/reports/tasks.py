@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from scaling.analysis import emergence, fit, transfer
+from scaling.analysis.emergence_terms import AXES, LOSS_EXPLAINS, Thresholds
 from scaling.analysis.format import cell, percent
 from scaling.analysis.format import table as markdown_table
 from scaling.analysis.task_study import (
@@ -31,7 +32,7 @@ from scaling.analysis.task_study import (
     columns,
 )
 from scaling.records import atomic_write_text
-from scaling.tasks.metrics import resolution_note
+from scaling.tasks.metrics import METRICS, resolution_note
 
 
 def _table(header: list[str], rows: list[list[Any]]) -> str:
@@ -175,7 +176,7 @@ def markdown(study: TaskStudy, command: str, plots: list[str]) -> str:
         ]
         out.append(f"- {task}: " + ", ".join(parts) + f" ({fitted.n_points} runs)")
     out += ["", "## Emergence", ""]
-    thresholds = emergence.Thresholds()
+    thresholds = Thresholds()
     out += [
         "Each metric against N, pre-training compute C and pre-training loss; B is BIG-bench's "
         "breakthroughness over (n_scales - 1), a straight line scoring 1 (reported). A jump "
@@ -203,13 +204,13 @@ def markdown(study: TaskStudy, command: str, plots: list[str]) -> str:
 def _loss_tasks(verdicts: pd.DataFrame) -> list[str]:
     """Tasks whose exact match Du et al.'s test finds a function of pre-training loss."""
     exact = verdicts[verdicts["metric"] == "exact_match"]
-    return sorted(exact.loc[exact["du_verdict"] == emergence.LOSS_EXPLAINS, "task"])
+    return sorted(exact.loc[exact["du_verdict"] == LOSS_EXPLAINS, "task"])
 
 
 def _loss_threshold(table: pd.DataFrame, task: str) -> str:
     """Du et al. 2024's loss threshold: the pre-training loss below which exact match first
     passes the jump's minimum rise (linear between the two sources around it)."""
-    share = emergence.Thresholds().min_improvement
+    share = Thresholds().min_improvement
     c = emergence.curve(table[table["task"] == task], "exact_match", "loss", columns(table))
     above = np.flatnonzero(c["y"].to_numpy() >= share)
     if not len(above) or above[0] == 0:
@@ -245,17 +246,17 @@ def plot_curves(study: TaskStudy, out: Path) -> list[Path]:
     from scaling.analysis import plots  # matplotlib is imported only when plots are drawn
 
     written = []
-    for axis in ("n", "c", "loss"):
+    for axis in AXES:
         curves = {
             arm: {
-                label: {m: emergence.curve(rows, m, axis, columns(table)) for m in transfer.METRICS}
+                label: {m: emergence.curve(rows, m, axis, columns(table)) for m in METRICS}
                 for label, rows in _lines(table)
             }
             for arm, table in study.emergence_input.items()
             if not table.empty
         }
         path = out / f"metrics_vs_{axis}.png"
-        written.append(plots.task_curves(curves, list(transfer.METRICS), axis, path))
+        written.append(plots.task_curves(curves, list(METRICS), axis, path))
     return written
 
 

@@ -287,14 +287,12 @@ def _finetune_record(cfg: FinetuneConfig, source: Source | None, trainer: Traine
 
 
 def _task_fields(trainer: Trainer, rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """The end-of-run record fields of a fine-tune: the last and the first task eval's."""
+    """The end-of-run record fields of a fine-tune: the last and the first task eval's (every
+    eval row is a task eval, so `end_record`'s final_val_* are the last one's already)."""
     evals = [r for r in rows if "task_exact_match" in r]
     fields: dict[str, Any] = {}
     if evals:
         fields.update({k: v for k, v in evals[-1].items() if k.startswith("task_")})
-        fields["final_val_loss"] = evals[-1]["val_loss"]
-        fields["final_val_loss_se"] = evals[-1].get("val_loss_se")
-        fields["final_val_bpb"] = evals[-1]["val_bpb"]
     initial = [r for r in evals if r["step"] == 0]
     if initial:
         fields.update(
@@ -345,7 +343,7 @@ def finetune(cfg: FinetuneConfig) -> dict[str, Any]:
         make_corpus=lambda: cast(
             Corpus, TaskCorpus(build_task(cfg.task), seed=cfg.train.seed, vocab_size=vocab)
         ),
-        make_trainer=lambda corpus: Trainer(cfg, corpus, run_dir, hooks),
+        hooks=hooks,
     ) as opened:
         if isinstance(opened, dict):
             return opened

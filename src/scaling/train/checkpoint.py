@@ -87,9 +87,6 @@ class Checkpointer:
                     path.rename(aside / f"{path.name}-{len(list(aside.iterdir()))}")
         self._manager.reload()
 
-    def wait(self) -> None:
-        self._manager.wait_until_finished()
-
     def close(self) -> None:
         self._manager.wait_until_finished()
         self._manager.close()

@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from scaling import records
-from scaling.train import rundir
+from scaling.train import rundir, shard
 from scaling.train.optim import lr_table
 from scaling.train.progress import Progress
 from scaling.train.record import abort_record, end_record, progress_fields
@@ -113,16 +113,7 @@ class SoloSteps:
         shape = (t.batch_size, run.cfg.data.seq_len + 1)
         dtypes = (jnp.int32, jnp.bool_) if run.hooks.masked else (jnp.int32,)
         specs = [run.layout.batch_spec(shape, dtype) for dtype in dtypes]
-        self.step_fn, seconds = build_step(
-            run.graphdef,
-            t,
-            run.cfg.model.z_loss,
-            run.grad_accum,
-            run.state,
-            specs,
-            None,
-            run.layout,
-        )
+        self.step_fn, seconds = _build_step(run, run.state, specs, layout=run.layout)
         self.compile_s += seconds
 
     def advance(self, active: list[Trainer]) -> list[tuple[dict, int | None]]:
@@ -178,17 +169,8 @@ class GroupSteps:
     def _step_for(self, k: int, shape: tuple[int, int]) -> Any:
         """The group step compiled for the current number of runs (once per K)."""
         if k not in self._compiled:
-            first = self.runs[0]
             batch = jax.ShapeDtypeStruct((k, shape[0], shape[1] + 1), jnp.int32)
-            self._compiled[k], seconds = build_step(
-                first.graphdef,
-                first.cfg.train,
-                first.cfg.model.z_loss,
-                first.grad_accum,
-                self.state,
-                [batch],
-                self.lr_KxS,
-            )
+            self._compiled[k], seconds = _build_step(self.runs[0], self.state, [batch], self.lr_KxS)
             self.compile_s += seconds
         return self._compiled[k]
 
@@ -207,6 +189,20 @@ class GroupSteps:
 
 
 Steps = SoloSteps | GroupSteps
+
+
+def _build_step(
+    run: Trainer,
+    state: TrainState,
+    batch_specs: list[Any],
+    lr_KxS: Any = None,
+    layout: shard.Layout = shard.SINGLE,
+) -> tuple[Any, float]:
+    """`build_step` for the model, optimizer and microbatches of `run` (a group's share them)."""
+    t = run.cfg.train
+    return build_step(
+        run.graphdef, t, run.cfg.model.z_loss, run.grad_accum, state, batch_specs, lr_KxS, layout
+    )
 
 
 def _begin(run: Trainer) -> None:

@@ -40,7 +40,6 @@ def open_pretrain(cfg: PretrainConfig) -> contextlib.AbstractContextManager[Trai
         cfg,
         run_dir,
         make_corpus=lambda: build_corpus(cfg.data, seed=cfg.train.seed),
-        make_trainer=lambda corpus: Trainer(cfg, corpus, run_dir),
     )
 
 

@@ -84,7 +84,7 @@ class Trainer:
         self.val_batches = jax.tree.map(self.layout.put_batch, val)
         self.ckpt = Checkpointer(run_dir / rundir.CKPT_DIR, t.keep_ckpts, t.async_ckpt)
         self.record = static_record(self)
-        self.tracker: tracking.Tracker | None = None  # opened by `begin`, once resumed
+        self.tracker: tracking.Tracker | None = None  # opened by `loop._begin`, once resumed
         # The run's place in the loop (scaling.train.loop).
         self.step = 0  # the last step taken (the record of a run stopped at once says it)
         self.stop = self.plan.total_steps
@@ -192,9 +192,10 @@ def open_run(
     cfg: PretrainConfig,
     run_dir: Path,
     make_corpus: Callable[[], Corpus],
-    make_trainer: Callable[[Corpus], Trainer],
+    hooks: Hooks = PRETRAIN,
 ) -> Iterator[Trainer | dict[str, Any]]:
-    """The run dir made ready to train: its Trainer, or the record of a run already complete.
+    """The run dir made ready to train: its Trainer (with `hooks`), or the record of a run
+    already complete.
 
     A completed run is returned as recorded (its corpus is never built); otherwise the corpus
     is checked, the config written, and an exception inside leaves a failed record with its
@@ -217,7 +218,7 @@ def open_run(
             return
         rundir.check_same_run(run_dir, to_dict(cfg))  # that worker may have had other settings
         rundir.write_config(run_dir, to_dict(cfg))
-        trainer = make_trainer(corpus)
+        trainer = Trainer(cfg, corpus, run_dir, hooks)
         try:
             yield trainer
         except Exception as err:
@@ -227,11 +228,10 @@ def open_run(
 
 
 def _completed(run_dir: Path) -> dict[str, Any] | None:
-    previous = records.read_record(run_dir)
-    if previous is not None and previous.get("status") == records.STATUS_COMPLETED:
+    previous = rundir.completed_record(run_dir)
+    if previous is not None:
         log.info("%s is already complete", run_dir)
-        return previous
-    return None
+    return previous
 
 
 def enable_compilation_cache(cache_dir: str) -> None:

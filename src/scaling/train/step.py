@@ -183,7 +183,6 @@ def make_group_step(
     """
 
     def one(state: TrainState, batch_BxTp1: jax.Array, lr_S: jax.Array) -> tuple:
-        # The run's step count is its optimizer's count: the row of its table to read.
         step = make_train_step(graphdef, train, z_loss, grad_accum)
         return step(state, lr_S[state["step"]], batch_BxTp1)
 

@@ -27,7 +27,6 @@ from scaling.train import rundir
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("tensorboard", "wandb", "off")
 TB_DIR = "tb"
 ID_FILE = "tracker.json"
 # metrics.jsonl keys -> tracked scalar names

@@ -11,9 +11,10 @@ from scipy import stats
 from scaling import records
 from scaling.analysis import rules as claim_rules
 from scaling.analysis import transfer
-from scaling.analysis.format import interval_of, number
+from scaling.analysis.format import MISSING, interval_of, number
 from scaling.analysis.ledger.claim import Claim, from_verdict, missing
 from scaling.analysis.rules import Rules
+from scaling.analysis.verdicts import Verdict
 
 C6 = "Too many parameters for the data leads to memorisation (train/val gap against N/D)"
 C7 = "Garbage in, garbage out: corrupted pre-training text costs loss and task skill"
@@ -23,6 +24,10 @@ C8 = "The learning-rate schedule matters (cosine vs WSD vs constant at equal com
 def _completed(root: Path) -> pd.DataFrame:
     table = records.collect(root) if root.is_dir() else pd.DataFrame()
     return table[table["status"] == "completed"] if len(table) else table
+
+
+def _effect_interval(verdict: Verdict) -> str:
+    return MISSING if verdict.effect is None else interval_of(verdict.effect)
 
 
 def memorisation_claim(root: Path, rules: Rules) -> Claim:
@@ -41,9 +46,7 @@ def memorisation_claim(root: Path, rules: Rules) -> Claim:
         exp,
         f"val - train loss {gap[i_max]:+.3f} nats at the largest N/U = {ratio[i_max]:.2g}, "
         f"{gap[int(np.argmin(ratio))]:+.3f} at the smallest",
-        "gap rise "
-        + ("–" if verdict.effect is None else interval_of(verdict.effect))
-        + f" over {len(runs)} runs",
+        f"gap rise {_effect_interval(verdict)} over {len(runs)} runs",
         verdict,
         note=f"U = unique training tokens (data.unique_tokens). Gaps: {table}.",
     )
@@ -79,7 +82,7 @@ def corruption_claim(root: Path, eval_root: Path, rules: Rules) -> Claim:
         exp,
         f"clean val loss {number(verdict.effect.estimate if verdict.effect else None)} nats per "
         f"percent of rows corrupted{skill}",
-        ("–" if verdict.effect is None else interval_of(verdict.effect))
+        _effect_interval(verdict)
         + f"; fractions {sorted(set(frac.tolist()))}, losses "
         + ", ".join(number(x, 4) for x in loss[order]),
         verdict,
@@ -103,7 +106,7 @@ def schedule_claim(root: Path, rules: Rules) -> Claim:
         exp,
         ", ".join(f"{s} {m:.4f}" for s, m in by.mean().sort_values().items())
         + f" (mean final val loss over {'-'.join(map(str, seeds))} seeds)",
-        "worst - best " + ("–" if verdict.effect is None else interval_of(verdict.effect)),
+        f"worst - best {_effect_interval(verdict)}",
         verdict,
         note="The interval is the seed spread's, pooled over schedules, Bonferroni-corrected for "
         "picking the best and worst after the fact.",

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from scaling.analysis import emergence
 from scaling.analysis import rules as claim_rules
+from scaling.analysis.emergence_terms import Thresholds
 from scaling.analysis.fit.results import Estimate, FitResult
 from scaling.analysis.format import interval_of, number
 from scaling.analysis.ledger.claim import Claim, from_verdict, missing
@@ -145,7 +145,7 @@ def claim5_row(verdicts: dict[str, pd.DataFrame], exp: str) -> Claim:
         "; ".join(f"{unit}: {label}" for unit, label in labels.items()),
         f"metrics that jump: {'; '.join(jumps)}",
         claim_rules.claim5(labels),
-        note=f"At most {n_scales} compute scales per curve ({emergence.Thresholds().min_scales} "
+        note=f"At most {n_scales} compute scales per curve ({Thresholds().min_scales} "
         f"needed for a jump to show). Du et al.: {'; '.join(du)}. See results/tasks/README.md "
         "for every score.",
     )
