@@ -4,7 +4,6 @@ integer settings written as 5e6, and the exit of a run stopped by a signal."""
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import logging
 import os
 import re
@@ -80,9 +79,8 @@ def hint(err: BaseException) -> str:
     if isinstance(err, MissingConfigException) and err.missing_cfg_file and err.options:
         group, _, option = err.missing_cfg_file.rpartition("/")
         choices = sorted(err.options)
-        close = difflib.get_close_matches(option, choices, n=3, cutoff=0.6)
-        mean = f"did you mean {' or '.join(f'{group}={c}' for c in close)}? " if close else ""
-        return f"; {mean}valid choices of {group}: {', '.join(choices)}"
+        mean = did_you_mean(option, choices, f"{group}=")  # "; did you mean model=x?" or ""
+        return f"{mean or ';'} valid choices of {group}: {', '.join(choices)}"
     text = f"{err} {err.__cause__}"  # Hydra names the override, its cause the unknown key
     found = re.search(r"Could not override '([^']+)'", text)
     if found is None:

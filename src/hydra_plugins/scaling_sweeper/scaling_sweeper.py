@@ -16,6 +16,7 @@ sys.path.
 # entering it in sys.modules, and dataclasses cannot resolve string annotations without that.
 import logging
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -190,11 +191,11 @@ class ScalingSweeper(Sweeper):
         return returns
 
     def _summarise(self, out_dir: Path, points: list[Point]) -> None:
-        counts: dict[str, int] = {}
+        counts: Counter[str] = Counter()
         for point in points:
             record = records.read_record(out_dir / point.run_name) or {}
             status = record.get("status", "missing")
-            counts[status] = counts.get(status, 0) + 1
+            counts[status] += 1
             if status != records.STATUS_COMPLETED:
                 log.warning("%s: %s %s", point.run_name, status, record.get("reason") or "")
         summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))

@@ -21,8 +21,9 @@ import shlex
 import statistics
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -112,27 +113,22 @@ def time_steps(cfg: PretrainConfig, k: int, reps: int, block: int) -> dict:
     group_state = stack(states[1:] + [jax.tree.map(jnp.copy, one_state)])
     group, _ = build_step(graphdef, t, z_loss, grad_accum, group_state, [batch_KxBxTp1], lr_KxS)
 
-    def block_single() -> float:
-        nonlocal one_state
+    def timed_block(step: Callable[..., Any], state: Any, *inputs: Any) -> tuple[Any, float]:
+        """`block` steps from `state`: the state after them and their seconds."""
         start = time.perf_counter()
         for _ in range(block):
-            one_state, _ = single(one_state, lr, batch_BxTp1)
-        jax.block_until_ready(one_state)
-        return time.perf_counter() - start
+            state, _ = step(state, *inputs)
+        jax.block_until_ready(state)
+        return state, time.perf_counter() - start
 
-    def block_group() -> float:
-        nonlocal group_state
-        start = time.perf_counter()
-        for _ in range(block):
-            group_state, _ = group(group_state, batch_KxBxTp1, lr_KxS)
-        jax.block_until_ready(group_state)
-        return time.perf_counter() - start
-
-    block_single(), block_group()  # warm-up
+    one_state, _ = timed_block(single, one_state, lr, batch_BxTp1)  # warm-up
+    group_state, _ = timed_block(group, group_state, batch_KxBxTp1, lr_KxS)
     singles, groups, loads = [], [], []
     for _ in range(reps):
-        singles.append(block_single())
-        groups.append(block_group())
+        one_state, seconds = timed_block(single, one_state, lr, batch_BxTp1)
+        singles.append(seconds)
+        group_state, seconds = timed_block(group, group_state, batch_KxBxTp1, lr_KxS)
+        groups.append(seconds)
         loads.append(os.getloadavg()[0])
     tokens = block * t.batch_size * seq_len
     single_tps = tokens / statistics.median(singles)

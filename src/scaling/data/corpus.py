@@ -1,4 +1,5 @@
-"""The Corpus protocol: what every corpus serves (deterministic, resumable batches)."""
+"""The Corpus protocol: what every corpus serves (deterministic, resumable batches); and the
+base of the corpora that wrap another (repeat, task mix, corruption)."""
 
 from __future__ import annotations
 
@@ -40,3 +41,27 @@ class Corpus(Protocol):
     def require(self, batch_size: int, seq_len: int) -> None:
         """Raise ConfigError naming the file(s) when a split is smaller than one batch."""
         ...
+
+
+class CorpusWrapper:
+    """A corpus made from `base`: what a subclass does not change passes to the base (each
+    subclass has its own train_batch and describe)."""
+
+    def __init__(self, base: Corpus) -> None:
+        self.base = base
+        self.name, self.tokenizer, self.vocab_size = base.name, base.tokenizer, base.vocab_size
+
+    def val_batches(self, n_batches: int, batch_size: int, seq_len: int) -> list[np.ndarray]:
+        return self.base.val_batches(n_batches, batch_size, seq_len)
+
+    def entropy_nats_per_token(self, seq_len: int) -> float | None:
+        return self.base.entropy_nats_per_token(seq_len)
+
+    def bytes_per_token(self) -> float | None:
+        return self.base.bytes_per_token()
+
+    def token_accounting(self, steps: int, batch_size: int, seq_len: int) -> dict[str, Any]:
+        return self.base.token_accounting(steps, batch_size, seq_len)
+
+    def require(self, batch_size: int, seq_len: int) -> None:
+        self.base.require(batch_size, seq_len)

@@ -14,17 +14,18 @@ from typing import Any
 
 import numpy as np
 
-from scaling.data.corpus import Corpus
+from scaling.data.corpus import Corpus, CorpusWrapper
 
 _STREAM = 0xBAD0A7A  # default_rng([seed, _STREAM, step]): apart from every corpus stream
 
 
-class CorruptedCorpus:
-    """The base corpus with a `fraction` of its training rows replaced by uniform noise."""
+class CorruptedCorpus(CorpusWrapper):
+    """The base corpus with a `fraction` of its training rows replaced by uniform noise; its
+    validation data, entropy (of that clean data) and accounting are the base's."""
 
     def __init__(self, base: Corpus, fraction: float, seed: int) -> None:
-        self.base, self.fraction, self.seed = base, fraction, seed
-        self.name, self.tokenizer, self.vocab_size = base.name, base.tokenizer, base.vocab_size
+        super().__init__(base)
+        self.fraction, self.seed = fraction, seed
 
     def train_batch(self, step: int, batch_size: int, seq_len: int) -> np.ndarray:
         batch = self.base.train_batch(step, batch_size, seq_len)
@@ -36,21 +37,6 @@ class CorruptedCorpus:
         noise = rng.integers(self.vocab_size, size=(int(replace.sum()), seq_len + 1))
         out[replace] = noise.astype(out.dtype)
         return out
-
-    def val_batches(self, n_batches: int, batch_size: int, seq_len: int) -> list[np.ndarray]:
-        return self.base.val_batches(n_batches, batch_size, seq_len)
-
-    def entropy_nats_per_token(self, seq_len: int) -> float | None:
-        return self.base.entropy_nats_per_token(seq_len)  # of the (clean) validation data
-
-    def bytes_per_token(self) -> float | None:
-        return self.base.bytes_per_token()
-
-    def token_accounting(self, steps: int, batch_size: int, seq_len: int) -> dict[str, Any]:
-        return self.base.token_accounting(steps, batch_size, seq_len)
-
-    def require(self, batch_size: int, seq_len: int) -> None:
-        self.base.require(batch_size, seq_len)
 
     def describe(self) -> dict[str, Any]:
         return {**self.base.describe(), "corrupt_fraction": self.fraction}

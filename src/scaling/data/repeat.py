@@ -17,18 +17,19 @@ from typing import Any
 import numpy as np
 
 from scaling.config import ConfigError
-from scaling.data.corpus import Corpus
+from scaling.data.corpus import Corpus, CorpusWrapper
 
 _POOL_CHUNK = 64  # rows per base batch when reading the pool
 _PERM_STREAM = 0x5E9EA7  # default_rng([seed, _PERM_STREAM, epoch]): apart from corpus streams
 
 
-class RepeatedCorpus:
-    """The base corpus limited to `unique_tokens` training tokens, repeated (see module doc)."""
+class RepeatedCorpus(CorpusWrapper):
+    """The base corpus limited to `unique_tokens` training tokens, repeated (see module doc);
+    its validation data and the entropy of that are the base's, unchanged."""
 
     def __init__(self, base: Corpus, unique_tokens: int, seed: int) -> None:
-        self.base, self.unique_tokens, self.seed = base, unique_tokens, seed
-        self.name, self.tokenizer, self.vocab_size = base.name, base.tokenizer, base.vocab_size
+        super().__init__(base)
+        self.unique_tokens, self.seed = unique_tokens, seed
         self._pool: np.ndarray | None = None  # (P, T+1), built on first use
         self._perms: dict[int, np.ndarray] = {}
 
@@ -62,15 +63,6 @@ class RepeatedCorpus:
             at = epoch == e
             chosen[at] = self._permutation(e, len(pool))[pos[at]]
         return pool[chosen]
-
-    def val_batches(self, n_batches: int, batch_size: int, seq_len: int) -> list[np.ndarray]:
-        return self.base.val_batches(n_batches, batch_size, seq_len)
-
-    def entropy_nats_per_token(self, seq_len: int) -> float | None:
-        return self.base.entropy_nats_per_token(seq_len)  # of the validation data, unchanged
-
-    def bytes_per_token(self) -> float | None:
-        return self.base.bytes_per_token()
 
     def token_accounting(self, steps: int, batch_size: int, seq_len: int) -> dict[str, Any]:
         rows, samples = self.pool_rows(seq_len), steps * batch_size

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from scaling.config import ConfigError, DataConfig
-from scaling.data.corpus import Corpus
+from scaling.data.corpus import Corpus, CorpusWrapper
 from scaling.tasks.generators import build_task, task_config
 from scaling.tasks.task import Task
 
@@ -71,11 +71,12 @@ def task_rows(task: Task, rng: np.random.Generator, n_rows: int, width: int) -> 
     return out
 
 
-class TaskMixCorpus:
-    """A byte corpus with a `fraction` of its rows replaced by task text (see module doc)."""
+class TaskMixCorpus(CorpusWrapper):
+    """A byte corpus with a `fraction` of its rows replaced by task text (see module doc).
 
-    tokenizer = "byte"
-    vocab_size = 256
+    Bytes per token and token accounting are the base's: task text is bytes too, and for a
+    finite base the replaced rows still count as seen (about `fraction` of them), so
+    unique_tokens and epochs are upper bounds."""
 
     def __init__(self, base: Corpus, tasks: Sequence[Task], fraction: float, seed: int) -> None:
         if base.tokenizer != "byte" or base.vocab_size != 256:
@@ -83,7 +84,8 @@ class TaskMixCorpus:
                 f"data.task_mix needs a byte corpus; {base.name} has tokenizer={base.tokenizer} "
                 f"and vocab_size={base.vocab_size}"
             )
-        self.base, self.tasks, self.fraction, self.seed = base, list(tasks), fraction, seed
+        super().__init__(base)
+        self.tasks, self.fraction, self.seed = list(tasks), fraction, seed
         self.name = f"{base.name}+tasks"  # mixed runs stay apart from pure ones in records
 
     def _mix(self, batch: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -111,17 +113,6 @@ class TaskMixCorpus:
     def entropy_nats_per_token(self, seq_len: int) -> float | None:
         """None: the mixture's exact entropy is not computed, even when the base's is known."""
         return None
-
-    def bytes_per_token(self) -> float | None:
-        return self.base.bytes_per_token()  # task text is bytes, like the base's tokens
-
-    def token_accounting(self, steps: int, batch_size: int, seq_len: int) -> dict[str, Any]:
-        """The base's counts: for a finite base, replaced rows still count as seen (about
-        `fraction` of them), so unique_tokens and epochs are upper bounds."""
-        return self.base.token_accounting(steps, batch_size, seq_len)
-
-    def require(self, batch_size: int, seq_len: int) -> None:
-        self.base.require(batch_size, seq_len)
 
     def describe(self) -> dict[str, Any]:
         base = self.base.describe()

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from scaling.data.cache import atomic_write, cache_root, digest, load_npy, save_npy
+from scaling.data.cache import cache_root, digest, load_npy, save_npy
+from scaling.records import atomic_write
 
 if TYPE_CHECKING:  # the optional `tokenizers` library is imported only to train or load one
     from tokenizers import Tokenizer as HFTokenizer

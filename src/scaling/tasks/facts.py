@@ -73,13 +73,13 @@ class Facts(Task):
     def mean_text_len(self) -> float:
         return float(self.chain * self.world.segment_len)
 
-    def _ranks(self, rng: np.random.Generator, n: int) -> np.ndarray:
-        """(n, chain) fact indices (rank - 1), uniform over ranks [min_rank, max_rank]."""
-        return rng.integers(self.min_rank - 1, self.max_rank, size=(n, self.chain))
+    def _ranks(self, rng: np.random.Generator, n: int, per_row: int) -> np.ndarray:
+        """(n, per_row) fact indices (rank - 1), uniform over ranks [min_rank, max_rank]."""
+        return rng.integers(self.min_rank - 1, self.max_rank, size=(n, per_row))
 
     def eval_set(self) -> list[np.ndarray]:
         rng = np.random.default_rng([self.cfg.seed, EVAL_STREAM])
-        return list(self._ranks(rng, self.cfg.n_eval))
+        return list(self._ranks(rng, self.cfg.n_eval, self.chain))
 
     def batch(self, queries: Sequence[np.ndarray], seq_len: int) -> TaskBatch:
         world, width = self.world, seq_len + 1
@@ -101,8 +101,7 @@ class Facts(Task):
         loss on every value (as a text task's rows train on every answer)."""
         rng = np.random.default_rng([seed, TRAIN_STREAM, step])
         per_row = max(self.chain, (seq_len + 1) // self.world.segment_len)
-        ranks = rng.integers(self.min_rank - 1, self.max_rank, size=(batch_size, per_row))
-        return self.batch(list(ranks), seq_len)
+        return self.batch(list(self._ranks(rng, batch_size, per_row)), seq_len)
 
     def sample(self, split: Split, rng: np.random.Generator, n: int) -> list[Example]:
         raise ConfigError(

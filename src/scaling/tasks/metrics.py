@@ -26,8 +26,8 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy import stats
 
-METRICS = ("exact_match", "token_accuracy", "edit_distance", "answer_logprob", "brier")
-# Orientation for scoring curves: edit distance and Brier fall as the model improves.
+# Every metric, with its orientation for scoring curves: edit distance and Brier fall as the
+# model improves.
 HIGHER_IS_BETTER = {
     "exact_match": True,
     "token_accuracy": True,
@@ -35,6 +35,7 @@ HIGHER_IS_BETTER = {
     "answer_logprob": True,
     "brier": False,
 }
+METRICS = tuple(HIGHER_IS_BETTER)
 
 
 def _check(pred: ArrayLike, target: ArrayLike, mask: ArrayLike) -> np.ndarray:

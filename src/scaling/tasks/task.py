@@ -215,6 +215,3 @@ class Task:
         """Mean bytes of one solved example (from a fixed sample): sizes rows of examples."""
         rng = np.random.default_rng(0)
         return float(np.mean([len(e.text) for e in self.sample("train", rng, 256)]))
-
-
-TASKS: dict[str, type[Task]] = {}

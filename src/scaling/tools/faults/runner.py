@@ -73,7 +73,6 @@ class Trial:
 def entry_env() -> dict[str, str]:
     """The entry points' environment: CPU unless told otherwise (the bit-identical checks need
     deterministic kernels)."""
-    # CPU unless told otherwise: the bit-identical checks need deterministic kernels.
     return {**os.environ, "JAX_PLATFORMS": os.environ.get("JAX_PLATFORMS", "cpu")}
 
 
@@ -94,13 +93,17 @@ def run_entry(
     )
 
 
-def start_entry(entry: str, overrides: Sequence[str], cwd: Path) -> subprocess.Popen:
+def start_entry(
+    entry: str, overrides: Sequence[str], cwd: Path, keep_stdout: bool = False
+) -> subprocess.Popen:
+    """The entry point started: stderr piped, stdout dropped, or with `keep_stdout` piped
+    together with stderr."""
     return subprocess.Popen(
         command(entry, overrides),
         cwd=cwd,
         env=entry_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE if keep_stdout else subprocess.DEVNULL,
+        stderr=subprocess.STDOUT if keep_stdout else subprocess.PIPE,
         text=True,
     )
 

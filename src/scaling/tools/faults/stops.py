@@ -113,9 +113,8 @@ def signal_trials(
     seed = int(reference.name.rsplit("-s", 1)[1])
     name = f"{prefix}-{rng.randrange(1 << 30)}"
     run_dir = out_dir / name
-    found: list[
-        tuple[Any, ...]
-    ] = []  # (signal, times, aimed step, stopped step, problems, how it stopped)
+    # Per stop: (signal, times sent, aimed step, stopped step, problems, how it stopped).
+    found: list[tuple[Any, ...]] = []
     resumes = []  # resumed_from_step of each later start
     for i, (sig, times) in enumerate(stops):
         target = next_target(rng, last_step(run_dir), len(stops) - i - 1)

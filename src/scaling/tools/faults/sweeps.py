@@ -5,7 +5,6 @@ with one valid completed record, bit-identical to the point run alone.
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -13,10 +12,9 @@ from scaling import records
 from scaling.tools.faults.runner import (
     CONCURRENT,
     Trial,
-    command,
     differences,
-    entry_env,
     run_entry,
+    start_entry,
 )
 from scaling.train import rundir
 
@@ -88,17 +86,7 @@ def concurrent_trials(
             f"hydra.launcher.n_jobs={n_jobs}",
         ),
     ]
-    procs = [
-        subprocess.Popen(
-            command("pretrain", o),
-            cwd=work,
-            env=entry_env(),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        for o in launches
-    ]
+    procs = [start_entry("pretrain", o, work, keep_stdout=True) for o in launches]
     logs = [p.communicate(timeout=900)[0] for p in procs]
     waits = sum(log.count("waiting for") for log in logs)
     solo = run_entry("pretrain", _sweep(alone, sorted({*grid_a, *grid_b}), *extra), work, 900)
