@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from scaling import records
-from scaling.train import rundir, shard
+from scaling.train import shard
 from scaling.train.optim import lr_table
 from scaling.train.progress import Progress
 from scaling.train.record import abort_record, end_record, progress_fields
@@ -37,8 +37,9 @@ from scaling.train.step import TrainState, build_step, stack, take
 def train(runs: list[Trainer]) -> list[dict[str, Any]]:
     """Train every run to its end, together; their records, in order.
 
-    An exception leaves a failed record in the run dir of every run that had not ended, then
-    propagates. A stop signal ends every run at the current step (checkpointed).
+    An exception propagates once every run is closed; whoever opened the runs writes the failed
+    record of each that had not ended (`run.open_run`, `pretrain.pretrain_group`), once. A stop
+    signal ends every run at the current step (checkpointed).
     """
     # Watched from the start: a Ctrl-C during the restore or the compile stops the runs
     # before their first step, as one during training stops them after the current step.
@@ -55,11 +56,6 @@ def train(runs: list[Trainer]) -> list[dict[str, Any]]:
                 run.hooks.started(run, run.step)
         progress = _progress(runs)
         _loop(runs, steps, watch, progress, wall_start)
-    except Exception as err:
-        for run in runs:
-            if run.final is None:
-                records.write_record(run.run_dir, rundir.failed_record(run.record, err))
-        raise
     finally:
         watch.restore()
         if progress is not None:

@@ -92,10 +92,14 @@ def _train(trainers: list[Trainer]) -> list[dict[str, Any]]:
     for group in groups:
         try:
             results += loop.train(group)
-        except Exception as err:  # loop.train recorded it in every unfinished run dir
+        except Exception as err:  # recorded in every unfinished run dir; the others go on
             what = group[0].run_dir if len(group) == 1 else f"group of {len(group)}"
             log.error("%s failed: %s", what, rundir.failure_reason(err))
-            results += [t.final or rundir.failed_record(t.record, err) for t in group]
+            for t in group:
+                if t.final is None:
+                    t.final = rundir.failed_record(t.record, err)
+                    records.write_record(t.run_dir, t.final)
+            results += [cast(dict[str, Any], t.final) for t in group]
     return results
 
 
