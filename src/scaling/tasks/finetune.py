@@ -235,14 +235,14 @@ def finetune_hooks(cfg: FinetuneConfig, source: Source | None, start: tuple | No
             trainer.record["source_step"] = previous.get("source_step")
             return
         source_step, params = unread.pop("start", None) or restore_params(source)
-        _check_same_tree(params, trainer.state["params"], source.run_dir)
+        _check_same_tree(params, trainer.state.params, source.run_dir)
         # Parameters only: the optimizer state and schedule stay this run's fresh ones.
-        trainer.state = {**trainer.state, "params": trainer.layout.place(params)}
+        trainer.state = trainer.state._replace(params=trainer.layout.place(params))
         trainer.record["source_step"] = source_step
 
     def started(trainer: Trainer, step: int) -> None:
         if step == 0:  # the model as it starts, before any update
-            fields = trainer.evaluate(trainer.state["params"])
+            fields = trainer.evaluate(trainer.state.params)
             row = {"step": 0, "tokens": 0, **fields, "time": time.time()}
             records.append_metrics(trainer.run_dir, row)
 

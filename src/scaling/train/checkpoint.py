@@ -18,6 +18,8 @@ from typing import Any
 import jax
 import orbax.checkpoint as ocp
 
+from scaling.train.step import TrainState
+
 log = logging.getLogger(__name__)
 
 
@@ -41,16 +43,17 @@ class Checkpointer:
     def steps(self) -> list[int]:
         return sorted(self._manager.all_steps())
 
-    def save(self, step: int, state: Any) -> None:
-        self._manager.save(step, args=ocp.args.StandardSave(state), force=True)
+    def save(self, step: int, state: TrainState) -> None:
+        # Saved as a dict of its fields: the tree on disk does not depend on the Python type.
+        self._manager.save(step, args=ocp.args.StandardSave(state._asdict()), force=True)
 
-    def restore_latest(self, template: Any) -> tuple[int, Any] | None:
+    def restore_latest(self, template: TrainState) -> tuple[int, TrainState] | None:
         """The newest restorable (step, state), or None when there is no checkpoint.
 
         `template` is a pytree of arrays or ShapeDtypeStructs with the state's structure; the
         arrays come back with the template's shardings, whatever mesh they were saved from.
         """
-        abstract = jax.tree.map(_target, template)
+        abstract = jax.tree.map(_target, template._asdict())
         failures = []
         for step in reversed(self.steps()):
             try:
@@ -69,7 +72,7 @@ class Checkpointer:
             if failures:
                 log.warning("restored step %d instead of the damaged step(s) %s", step, failures)
                 self._set_aside(failures)
-            return step, state
+            return step, TrainState(**state)
         if failures:
             log.warning("no readable checkpoint in %s", self.directory)
             self._set_aside(failures)

@@ -90,7 +90,7 @@ def compile_eval(runs: list[Trainer]) -> float:
     first = runs[0]
     tokens = jax.tree.leaves(first.val_batches[0])[0]
     batch = first.layout.batch_spec(tokens.shape, jnp.int32)
-    compiled = first.eval_step.lower(first.state["params"], batch).compile()
+    compiled = first.eval_step.lower(first.state.params, batch).compile()
     for run in runs:
         run.eval_step = compiled
     return time.perf_counter() - start
@@ -124,13 +124,13 @@ class SoloSteps:
         return [(metrics, None)]
 
     def sync(self) -> None:
-        jax.block_until_ready(self.run.state["step"])
+        jax.block_until_ready(self.run.state.step)
 
-    def state_of(self, j: int) -> Any:
+    def state_of(self, j: int) -> TrainState:
         return self.run.state
 
     def first_bad_step(self, j: int) -> int:
-        return int(self.run.state["first_bad_step"])
+        return int(self.run.state.first_bad_step)
 
     def keep(self, keep: np.ndarray) -> None:
         """Nothing to drop: the run's end is the loop's."""
@@ -171,13 +171,13 @@ class GroupSteps:
         return self._compiled[k]
 
     def sync(self) -> None:
-        jax.block_until_ready(self.state["step"])
+        jax.block_until_ready(self.state.step)
 
-    def state_of(self, j: int) -> Any:
+    def state_of(self, j: int) -> TrainState:
         return take(self.state, j)
 
     def first_bad_step(self, j: int) -> int:
-        return int(self.state["first_bad_step"][j])
+        return int(self.state.first_bad_step[j])
 
     def keep(self, keep: np.ndarray) -> None:
         """Drop the runs not listed in `keep` from the stack."""
@@ -274,7 +274,7 @@ def after_step(run: Trainer, steps: Steps, j: int, caught: signal.Signals | None
             run.append(row)
             return
         if step % t.eval_every == 0 or end:  # a stop evaluates only on the grid
-            row.update(run.evaluate(steps.state_of(j)["params"]))
+            row.update(run.evaluate(steps.state_of(j).params))
             run.best_val = min(run.best_val, row["val_loss"])
         run.append(row)
         run.losses = (row["train_loss"], row.get("val_loss", run.losses[1]))

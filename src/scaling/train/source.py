@@ -121,7 +121,7 @@ def restore_params(source: Source) -> tuple[int, Any]:
         why = "".join(f"; step {s}: {e}" for s, e in list(ckpt.damaged.items())[:1])
         raise ConfigError(f"init_from: no readable checkpoint in {ckpt_dir}{why}")
     step, state = restored
-    return step, state["params"]
+    return step, state.params
 
 
 def export_run(run_dir: str | Path, out: str | Path) -> Path:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -25,7 +25,16 @@ from scaling.train import shard
 from scaling.train.loss import fused_lm_loss, lm_loss
 from scaling.train.optim import OPTIMIZER_FIELDS, make_optimizer
 
-TrainState = dict[str, Any]  # {"params", "opt_state", "step", "first_bad_step"}
+
+class TrainState(NamedTuple):
+    """One run's train state, a pytree (K runs stacked: every leaf with a leading axis K)."""
+
+    params: Any  # the model's parameters as a pure dict (nnx.to_pure_dict)
+    opt_state: Any  # the optimizer's state (optax); its count is the schedule's place
+    step: jax.Array  # int32: optimizer steps taken
+    first_bad_step: jax.Array  # int32: the first step whose loss or gradient was not finite, -1
+
+
 LR_SPEC = jax.ShapeDtypeStruct((), jnp.float32)  # the step's learning-rate argument
 
 
@@ -56,12 +65,12 @@ def fresh_state(
 ) -> TrainState:
     """A new train state (traced by `init_state`, or by `jax.eval_shape` for a template)."""
     params = nnx.to_pure_dict(nnx.split(model_factory())[1])
-    return {
-        "params": params,
-        "opt_state": tx.init(params),
-        "step": jnp.zeros((), jnp.int32),
-        "first_bad_step": jnp.full((), -1, jnp.int32),
-    }
+    return TrainState(
+        params=params,
+        opt_state=tx.init(params),
+        step=jnp.zeros((), jnp.int32),
+        first_bad_step=jnp.full((), -1, jnp.int32),
+    )
 
 
 def make_loss_fn(graphdef: Any, z_loss: float) -> Callable[..., tuple]:
@@ -123,54 +132,64 @@ def _train_step(
     ) -> tuple[TrainState, dict]:
         # The schedule's place in the optimizer state is kept (its count), its value is `lr`.
         tx = make_optimizer(train, lambda count: lr)
-        params = state["params"]
+        params = state.params
         whole = layout.gather(params)
         if grad_accum == 1:
             (loss, aux), grads = grad_fn(whole, batch_BxTp1, mask_BxTp1)
         else:
-
-            def split(x_BxTp1: jax.Array | None) -> jax.Array | None:
-                return (
-                    None if x_BxTp1 is None else x_BxTp1.reshape(grad_accum, -1, x_BxTp1.shape[-1])
-                )
-
-            micro = (split(batch_BxTp1), split(mask_BxTp1))
-
-            def accumulate(carry: tuple, micro_i: tuple) -> tuple[tuple, None]:
-                (loss_i, aux_i), grads_i = grad_fn(whole, *micro_i)
-                if mask_BxTp1 is None:
-                    return jax.tree.map(jnp.add, carry, (loss_i, aux_i, grads_i)), None
-                # Masked losses are means over each microbatch's own positions: weight them by
-                # those counts so the step equals the one-batch mean over all positions.
-                count_i = micro_i[1][:, 1:].sum().astype(jnp.float32)
-                weighted = jax.tree.map(lambda x: x * count_i, (loss_i, aux_i, grads_i))
-                return jax.tree.map(jnp.add, carry, (*weighted, count_i)), None
-
-            zero = jnp.zeros((), jnp.float32)
-            zeros = (zero, {"ce": zero, "z": zero}, jax.tree.map(jnp.zeros_like, params))
-            if mask_BxTp1 is None:
-                (loss, aux, grads), _ = jax.lax.scan(accumulate, zeros, micro)
-                total: int | jax.Array = grad_accum
-            else:
-                (loss, aux, grads, count), _ = jax.lax.scan(accumulate, (*zeros, zero), micro)
-                total = jnp.maximum(count, 1.0)
-            loss, aux, grads = jax.tree.map(lambda x: x / total, (loss, aux, grads))
+            loss, aux, grads = accumulate_grads(grad_fn, whole, grad_accum, batch_BxTp1, mask_BxTp1)
         grads = layout.constrain(grads)
         grad_norm = optax.tree.norm(grads)
-        updates, opt_state = tx.update(grads, state["opt_state"], params)
+        updates, opt_state = tx.update(grads, state.opt_state, params)
         finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
         first_bad = jnp.where(
-            (state["first_bad_step"] < 0) & ~finite, state["step"], state["first_bad_step"]
+            (state.first_bad_step < 0) & ~finite, state.step, state.first_bad_step
         )
-        new_state = {
-            "params": optax.apply_updates(params, updates),
-            "opt_state": opt_state,
-            "step": state["step"] + 1,
-            "first_bad_step": first_bad,
-        }
+        new_state = TrainState(
+            params=optax.apply_updates(params, updates),
+            opt_state=opt_state,
+            step=state.step + 1,
+            first_bad_step=first_bad,
+        )
         return layout.constrain(new_state), {"loss": loss, "ce": aux["ce"], "grad_norm": grad_norm}
 
     return jax.jit(step, donate_argnums=0)
+
+
+def accumulate_grads(
+    grad_fn: Callable[..., tuple],
+    params: Any,
+    grad_accum: int,
+    batch_BxTp1: jax.Array,
+    mask_BxTp1: jax.Array | None = None,
+) -> tuple[jax.Array, dict, Any]:
+    """(loss, aux, grads) of the batch as `grad_accum` microbatches, summed in a `lax.scan`:
+    the same mean as one pass over the whole batch, with one microbatch's activations live."""
+
+    def split(x_BxTp1: jax.Array | None) -> jax.Array | None:
+        return None if x_BxTp1 is None else x_BxTp1.reshape(grad_accum, -1, x_BxTp1.shape[-1])
+
+    micro = (split(batch_BxTp1), split(mask_BxTp1))
+
+    def accumulate(carry: tuple, micro_i: tuple) -> tuple[tuple, None]:
+        (loss_i, aux_i), grads_i = grad_fn(params, *micro_i)
+        if mask_BxTp1 is None:
+            return jax.tree.map(jnp.add, carry, (loss_i, aux_i, grads_i)), None
+        # Masked losses are means over each microbatch's own positions: weight them by those
+        # counts so the step equals the one-batch mean over all positions.
+        count_i = micro_i[1][:, 1:].sum().astype(jnp.float32)
+        weighted = jax.tree.map(lambda x: x * count_i, (loss_i, aux_i, grads_i))
+        return jax.tree.map(jnp.add, carry, (*weighted, count_i)), None
+
+    zero = jnp.zeros((), jnp.float32)
+    zeros = (zero, {"ce": zero, "z": zero}, jax.tree.map(jnp.zeros_like, params))
+    if mask_BxTp1 is None:
+        (loss, aux, grads), _ = jax.lax.scan(accumulate, zeros, micro)
+        total: int | jax.Array = grad_accum
+    else:
+        (loss, aux, grads, count), _ = jax.lax.scan(accumulate, (*zeros, zero), micro)
+        total = jnp.maximum(count, 1.0)
+    return jax.tree.map(lambda x: x / total, (loss, aux, grads))
 
 
 def make_group_step(
@@ -184,7 +203,7 @@ def make_group_step(
 
     def one(state: TrainState, batch_BxTp1: jax.Array, lr_S: jax.Array) -> tuple:
         step = make_train_step(graphdef, train, z_loss, grad_accum)
-        return step(state, lr_S[state["step"]], batch_BxTp1)
+        return step(state, lr_S[state.step], batch_BxTp1)
 
     return jax.jit(jax.vmap(one), donate_argnums=0)
 
