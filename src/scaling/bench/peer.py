@@ -79,10 +79,10 @@ class PeerStep:
         torch = self.torch
         start = time.perf_counter()
         for _ in range(n_steps):
-            batch = self.batches[self._i % N_BATCHES].to(self.device, non_blocking=True)
-            for micro in batch.chunk(self.grad_accum):
+            batch_BxTp1 = self.batches[self._i % N_BATCHES].to(self.device, non_blocking=True)
+            for micro_BmxTp1 in batch_BxTp1.chunk(self.grad_accum):
                 with torch.autocast(**self.autocast):
-                    loss = self.loss_fn(micro[:, :-1], micro[:, 1:]) / self.grad_accum
+                    loss = self.loss_fn(micro_BmxTp1[:, :-1], micro_BmxTp1[:, 1:]) / self.grad_accum
                 loss.backward()
             if self.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(self.params, self.grad_clip)

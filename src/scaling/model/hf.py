@@ -177,8 +177,8 @@ def _from_gpt2(get: _Reader, m: ModelConfig) -> dict[str, Any]:
     def linear(name: str, d_in: int, d_out: int) -> dict[str, np.ndarray]:
         return {"kernel": t(f"{name}.weight", (d_in, d_out)), "bias": t(f"{name}.bias", (d_out,))}
 
-    vocab = get.tensors.get("transformer.wte.weight", get.tensors.get("wte.weight"))
-    v = 0 if vocab is None else vocab.shape[0]
+    wte_VxD = get.tensors.get("transformer.wte.weight", get.tensors.get("wte.weight"))
+    v = 0 if wte_VxD is None else wte_VxD.shape[0]
     params: dict[str, Any] = {
         "embed": {"embedding": t("wte.weight", (v, d))},
         "pos_embed": {"embedding": t("wpe.weight", (m.max_positions, d))},
@@ -205,8 +205,8 @@ def _from_llama(get: _Reader, m: ModelConfig) -> dict[str, Any]:
     d, f, dh = m.d_model, m.d_ff, m.d_model // m.n_heads
     assert f is not None  # set by _llama_config
     kv = kv_heads(m) * dh
-    embed = get.tensors.get("model.embed_tokens.weight")
-    v = 0 if embed is None else embed.shape[0]
+    embed_VxD = get.tensors.get("model.embed_tokens.weight")
+    v = 0 if embed_VxD is None else embed_VxD.shape[0]
 
     def w(name: str, d_out: int, d_in: int) -> np.ndarray:  # torch (out, in) -> ours (in, out)
         return get(name, (d_out, d_in)).T
@@ -345,9 +345,9 @@ def to_tensors(model: ModelConfig, params: dict[str, Any]) -> dict[str, np.ndarr
     out["model.norm.weight"] = a(params["final_norm"]["scale"])
     for i in range(m.n_layers):
         b, p = blocks[i], f"model.layers.{i}"
-        qkv = np.asarray(b["attn"]["qkv"]["kernel"])
+        qkv_DxDqkv = np.asarray(b["attn"]["qkv"]["kernel"])
         for name, cols in (("q", slice(0, d)), ("k", slice(d, d + kv)), ("v", slice(d + kv, None))):
-            out[f"{p}.self_attn.{name}_proj.weight"] = a(qkv[:, cols].T)
+            out[f"{p}.self_attn.{name}_proj.weight"] = a(qkv_DxDqkv[:, cols].T)
         out[f"{p}.self_attn.o_proj.weight"] = a(np.asarray(b["attn"]["out"]["kernel"]).T)
         out[f"{p}.input_layernorm.weight"] = a(b["attn_norm"]["scale"])
         out[f"{p}.post_attention_layernorm.weight"] = a(b["mlp_norm"]["scale"])

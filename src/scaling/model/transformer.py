@@ -45,27 +45,29 @@ def attention_impl(cfg: ModelConfig, dtype: jnp.dtype) -> str:
 _QUERY_CHUNKS = 4  # 4 skips 3/8 of the score matrix; more chunks make the GEMMs too small
 
 
-def causal_attention(q_BxTxNxH: jax.Array, k_BxTxNxH: jax.Array, v_BxTxNxH: jax.Array) -> jax.Array:
+def causal_attention(
+    q_BxTxHxDh: jax.Array, k_BxTxHxDh: jax.Array, v_BxTxHxDh: jax.Array
+) -> jax.Array:
     """Causal softmax attention computed per chunk of queries against only the keys it can
     see, so the masked upper triangle is mostly never computed. On a CPU this is about 5-9%
     faster per training step than the full masked matrix (results/perf/README.md)."""
-    _, t, _, h = q_BxTxNxH.shape
+    _, t, _, dh = q_BxTxHxDh.shape
     n_chunks = _QUERY_CHUNKS if t % _QUERY_CHUNKS == 0 else 1
     chunk = t // n_chunks
     # One transpose to heads-major up front, so every chunk's scores are plain batched GEMMs.
-    q_BxNxTxH, k_BxNxTxH, v_BxNxTxH = (
-        x.transpose(0, 2, 1, 3) for x in (q_BxTxNxH * h**-0.5, k_BxTxNxH, v_BxTxNxH)
+    q_BxHxTxDh, k_BxHxTxDh, v_BxHxTxDh = (
+        x.transpose(0, 2, 1, 3) for x in (q_BxTxHxDh * dh**-0.5, k_BxTxHxDh, v_BxTxHxDh)
     )
-    outs = []
+    outs_BxHxCxDh = []
     for i in range(n_chunks):
         end = (i + 1) * chunk
-        s_BxNxCxK = jnp.einsum("bnqh,bnkh->bnqk", q_BxNxTxH[:, :, i * chunk : end],
-                               k_BxNxTxH[:, :, :end])  # fmt: skip
-        visible_CxK = jnp.arange(i * chunk, end)[:, None] >= jnp.arange(end)[None, :]
-        s_BxNxCxK = jnp.where(visible_CxK, s_BxNxCxK.astype(jnp.float32), -jnp.inf)
-        p_BxNxCxK = jax.nn.softmax(s_BxNxCxK, axis=-1).astype(v_BxNxTxH.dtype)
-        outs.append(jnp.einsum("bnqk,bnkh->bnqh", p_BxNxCxK, v_BxNxTxH[:, :, :end]))
-    return jnp.concatenate(outs, axis=2).transpose(0, 2, 1, 3)
+        s_BxHxCxTk = jnp.einsum("bhqd,bhkd->bhqk", q_BxHxTxDh[:, :, i * chunk : end],
+                                k_BxHxTxDh[:, :, :end])  # fmt: skip
+        visible_CxTk = jnp.arange(i * chunk, end)[:, None] >= jnp.arange(end)[None, :]
+        s_BxHxCxTk = jnp.where(visible_CxTk, s_BxHxCxTk.astype(jnp.float32), -jnp.inf)
+        p_BxHxCxTk = jax.nn.softmax(s_BxHxCxTk, axis=-1).astype(v_BxHxTxDh.dtype)
+        outs_BxHxCxDh.append(jnp.einsum("bhqk,bhkd->bhqd", p_BxHxCxTk, v_BxHxTxDh[:, :, :end]))
+    return jnp.concatenate(outs_BxHxCxDh, axis=2).transpose(0, 2, 1, 3)
 
 
 def _norm(cfg: ModelConfig, dim: int, dtype: jnp.dtype, rngs: nnx.Rngs) -> nnx.Module:
@@ -84,30 +86,30 @@ def _norm(cfg: ModelConfig, dim: int, dtype: jnp.dtype, rngs: nnx.Rngs) -> nnx.M
 
 
 @jax.custom_vjp
-def _dense(x_NxD: jax.Array, w_DxF: jax.Array) -> jax.Array:
+def _dense(x_BxTxI: jax.Array, w_IxO: jax.Array) -> jax.Array:
     """x @ w over x's last axis, with a weight gradient XLA:CPU can hand to its fast GEMM."""
-    return jax.lax.dot_general(x_NxD, w_DxF, (((x_NxD.ndim - 1,), (0,)), ((), ())))
+    return jax.lax.dot_general(x_BxTxI, w_IxO, (((x_BxTxI.ndim - 1,), (0,)), ((), ())))
 
 
-def _dense_fwd(x_NxD: jax.Array, w_DxF: jax.Array) -> tuple[jax.Array, tuple]:
-    return _dense(x_NxD, w_DxF), (x_NxD, w_DxF)
+def _dense_fwd(x_BxTxI: jax.Array, w_IxO: jax.Array) -> tuple[jax.Array, tuple]:
+    return _dense(x_BxTxI, w_IxO), (x_BxTxI, w_IxO)
 
 
-def _dense_bwd(res: tuple, dy_NxF: jax.Array) -> tuple[jax.Array, jax.Array]:
-    x_NxD, w_DxF = res
-    dx_NxD = jax.lax.dot_general(dy_NxF, w_DxF, (((dy_NxF.ndim - 1,), (1,)), ((), ())))
+def _dense_bwd(res: tuple, dy_BxTxO: jax.Array) -> tuple[jax.Array, jax.Array]:
+    x_BxTxI, w_IxO = res
+    dx_BxTxI = jax.lax.dot_general(dy_BxTxO, w_IxO, (((dy_BxTxO.ndim - 1,), (1,)), ((), ())))
     # Left to itself XLA:CPU computes dW = xᵀ·dy by transposing dy and running a dot its
     # library GEMM does not take (about half the speed). Materialising the smaller of xᵀ and
     # dyᵀ (the barrier keeps XLA from folding it back into the dot) makes it a plain GEMM.
     # The same products, summed in another order: losses match to float32 rounding.
-    x_NxD = x_NxD.reshape(-1, x_NxD.shape[-1])
-    dy_NxF = dy_NxF.reshape(-1, dy_NxF.shape[-1])
+    x_BTxI = x_BxTxI.reshape(-1, x_BxTxI.shape[-1])
+    dy_BTxO = dy_BxTxO.reshape(-1, dy_BxTxO.shape[-1])
     matmul = (((1,), (0,)), ((), ()))
-    if x_NxD.shape[1] <= dy_NxF.shape[1]:
-        dw_DxF = jax.lax.dot_general(jax.lax.optimization_barrier(x_NxD.T), dy_NxF, matmul)
+    if x_BTxI.shape[1] <= dy_BTxO.shape[1]:
+        dw_IxO = jax.lax.dot_general(jax.lax.optimization_barrier(x_BTxI.T), dy_BTxO, matmul)
     else:
-        dw_DxF = jax.lax.dot_general(jax.lax.optimization_barrier(dy_NxF.T), x_NxD, matmul).T
-    return dx_NxD, dw_DxF
+        dw_IxO = jax.lax.dot_general(jax.lax.optimization_barrier(dy_BTxO.T), x_BTxI, matmul).T
+    return dx_BxTxI, dw_IxO
 
 
 _dense.defvjp(_dense_fwd, _dense_bwd)
@@ -153,21 +155,25 @@ def _linear(
     )
 
 
-def _rope(x_BxTxNxH: jax.Array, theta: float) -> jax.Array:
+def _rope(x_BxTxHxDh: jax.Array, theta: float) -> jax.Array:
     """Rotary positions (Su et al. 2021), half-split layout as in GPT-NeoX and HF Llama.
 
     The angles are computed in float32: bf16 positions lose integer precision past 256.
     """
-    _, t, _, h = x_BxTxNxH.shape
-    inv_freq_H2 = theta ** (-jnp.arange(0, h, 2, dtype=jnp.float32) / h)
-    angle_TxH2 = jnp.arange(t, dtype=jnp.float32)[:, None] * inv_freq_H2[None, :]
-    cos_1xTx1xH2 = jnp.cos(angle_TxH2)[None, :, None, :]
-    sin_1xTx1xH2 = jnp.sin(angle_TxH2)[None, :, None, :]
-    x1, x2 = jnp.split(x_BxTxNxH.astype(jnp.float32), 2, axis=-1)
-    rotated = jnp.concatenate(
-        [x1 * cos_1xTx1xH2 - x2 * sin_1xTx1xH2, x2 * cos_1xTx1xH2 + x1 * sin_1xTx1xH2], axis=-1
+    _, t, _, dh = x_BxTxHxDh.shape
+    inv_freq_R = theta ** (-jnp.arange(0, dh, 2, dtype=jnp.float32) / dh)
+    angle_TxR = jnp.arange(t, dtype=jnp.float32)[:, None] * inv_freq_R[None, :]
+    cos_1xTx1xR = jnp.cos(angle_TxR)[None, :, None, :]
+    sin_1xTx1xR = jnp.sin(angle_TxR)[None, :, None, :]
+    x1_BxTxHxR, x2_BxTxHxR = jnp.split(x_BxTxHxDh.astype(jnp.float32), 2, axis=-1)
+    rotated_BxTxHxDh = jnp.concatenate(
+        [
+            x1_BxTxHxR * cos_1xTx1xR - x2_BxTxHxR * sin_1xTx1xR,
+            x2_BxTxHxR * cos_1xTx1xR + x1_BxTxHxR * sin_1xTx1xR,
+        ],
+        axis=-1,
     )
-    return rotated.astype(x_BxTxNxH.dtype)
+    return rotated_BxTxHxDh.astype(x_BxTxHxDh.dtype)
 
 
 class Attention(nnx.Module):
@@ -198,31 +204,35 @@ class Attention(nnx.Module):
     def __call__(self, x_BxTxD: jax.Array) -> jax.Array:
         b, t, d = x_BxTxD.shape
         h, hkv, dh = self.n_heads, self.n_kv_heads, self.head_dim
-        qkv_BxTxQ = self.qkv(x_BxTxD)
-        q_BxTxNxH = qkv_BxTxQ[..., : h * dh].reshape(b, t, h, dh)
-        k_BxTxNxH = qkv_BxTxQ[..., h * dh : (h + hkv) * dh].reshape(b, t, hkv, dh)
-        v_BxTxNxH = qkv_BxTxQ[..., (h + hkv) * dh :].reshape(b, t, hkv, dh)
+        qkv_BxTxDqkv = self.qkv(x_BxTxD)
+        q_BxTxHxDh = qkv_BxTxDqkv[..., : h * dh].reshape(b, t, h, dh)
+        k_BxTxHkvxDh = qkv_BxTxDqkv[..., h * dh : (h + hkv) * dh].reshape(b, t, hkv, dh)
+        v_BxTxHkvxDh = qkv_BxTxDqkv[..., (h + hkv) * dh :].reshape(b, t, hkv, dh)
         if hkv != h:  # each kv head serves h/hkv consecutive query heads
-            k_BxTxNxH, v_BxTxNxH = (jnp.repeat(x, h // hkv, axis=2) for x in (k_BxTxNxH, v_BxTxNxH))
-        if self.q_norm is not None and self.k_norm is not None:  # both or neither
-            q_BxTxNxH = self.q_norm(q_BxTxNxH)
-            k_BxTxNxH = self.k_norm(k_BxTxNxH)
-        if self.rope_theta is not None:
-            q_BxTxNxH = _rope(q_BxTxNxH, self.rope_theta)
-            k_BxTxNxH = _rope(k_BxTxNxH, self.rope_theta)
-        dtype = v_BxTxNxH.dtype  # norms may return float32; the kernels want one dtype
-        q_BxTxNxH, k_BxTxNxH = q_BxTxNxH.astype(dtype), k_BxTxNxH.astype(dtype)
-        if self.impl == "chunked":
-            out_BxTxNxH = causal_attention(q_BxTxNxH, k_BxTxNxH, v_BxTxNxH)
+            k_BxTxHxDh, v_BxTxHxDh = (
+                jnp.repeat(x, h // hkv, axis=2) for x in (k_BxTxHkvxDh, v_BxTxHkvxDh)
+            )
         else:
-            out_BxTxNxH = jax.nn.dot_product_attention(
-                q_BxTxNxH,
-                k_BxTxNxH,
-                v_BxTxNxH,
+            k_BxTxHxDh, v_BxTxHxDh = k_BxTxHkvxDh, v_BxTxHkvxDh
+        if self.q_norm is not None and self.k_norm is not None:  # both or neither
+            q_BxTxHxDh = self.q_norm(q_BxTxHxDh)
+            k_BxTxHxDh = self.k_norm(k_BxTxHxDh)
+        if self.rope_theta is not None:
+            q_BxTxHxDh = _rope(q_BxTxHxDh, self.rope_theta)
+            k_BxTxHxDh = _rope(k_BxTxHxDh, self.rope_theta)
+        dtype = v_BxTxHxDh.dtype  # norms may return float32; the kernels want one dtype
+        q_BxTxHxDh, k_BxTxHxDh = q_BxTxHxDh.astype(dtype), k_BxTxHxDh.astype(dtype)
+        if self.impl == "chunked":
+            out_BxTxHxDh = causal_attention(q_BxTxHxDh, k_BxTxHxDh, v_BxTxHxDh)
+        else:
+            out_BxTxHxDh = jax.nn.dot_product_attention(
+                q_BxTxHxDh,
+                k_BxTxHxDh,
+                v_BxTxHxDh,
                 is_causal=True,
                 implementation=cast(Literal["xla", "cudnn"], self.impl),  # not "chunked" here
             )
-        return self.out(out_BxTxNxH.reshape(b, t, d))
+        return self.out(out_BxTxHxDh.reshape(b, t, d))
 
 
 class Mlp(nnx.Module):

@@ -266,11 +266,11 @@ def _finetune_record(cfg: FinetuneConfig, source: Source | None, trainer: Traine
     if cfg.train.tokens == 0:
         fields.update(total_steps=0, warmup_steps=0)
     # The task's whole eval set: its problems and their answer tokens (padding rows aside).
-    masks_NxTp1 = np.concatenate([np.asarray(m) for _, m in trainer.val_batches])[:, 1:]
+    masks_ExT = np.concatenate([np.asarray(m) for _, m in trainer.val_batches])[:, 1:]
     return {
         **fields,
-        "val_sequences": int(masks_NxTp1.any(axis=1).sum()),
-        "val_tokens_evaluated": int(masks_NxTp1.sum()),
+        "val_sequences": int(masks_ExT.any(axis=1).sum()),
+        "val_tokens_evaluated": int(masks_ExT.sum()),
         "task": cfg.task.name,
         "task_kind": cfg.task.kind,
         "few_shot": cfg.task.few_shot,

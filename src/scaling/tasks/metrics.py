@@ -96,7 +96,8 @@ def brier(target_prob: ArrayLike, sum_sq_prob: ArrayLike, answer_mask: ArrayLike
 
 
 def _left_align(tokens: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Gather each row's masked tokens to the front: (B, Lmax) array and (B,) lengths."""
+    """Gather each row's masked tokens to the front: a (B, longest answer) array and the (B,)
+    lengths."""
     lengths = mask.sum(axis=1)
     order = np.argsort(~mask, axis=1, kind="stable")  # masked positions first, in order
     width = max(int(lengths.max(initial=0)), 1)
@@ -132,8 +133,9 @@ def edit_distance(
 ) -> np.ndarray:
     """Token Levenshtein distance between predicted and target answers (Schaeffer et al. 2023).
 
-    Both sequences are the tokens at answer positions, so they have the same length L and the
-    distance lies in [0, L]; a prediction shifted by one token costs 2, not L."""
+    Both sequences are the tokens at answer positions, so both are as long as the answer and
+    the distance is at most that length; a prediction shifted by one token costs 2, not the
+    answer's length."""
     mask = _check(pred_tokens, target_tokens, answer_mask)
     pred, lengths = _left_align(np.asarray(pred_tokens), mask)
     target, _ = _left_align(np.asarray(target_tokens), mask)

@@ -35,10 +35,10 @@ def make_eval_step(graphdef: Any, layout: shard.Layout = shard.SINGLE) -> jax.st
         model = nnx.merge(graphdef, params)
         b, tp1 = batch_BxTp1.shape
 
-        def ce(rows_RxTp1: jax.Array) -> jax.Array:
-            logits_RxTxV = model(rows_RxTp1[:, :-1]).astype(jnp.float32)
-            target_RxT = jnp.take_along_axis(logits_RxTxV, rows_RxTp1[:, 1:, None], -1)[..., 0]
-            return (jax.nn.logsumexp(logits_RxTxV, axis=-1) - target_RxT).mean(axis=1)
+        def ce(rows_BcxTp1: jax.Array) -> jax.Array:
+            logits_BcxTxV = model(rows_BcxTp1[:, :-1]).astype(jnp.float32)
+            target_BcxT = jnp.take_along_axis(logits_BcxTxV, rows_BcxTp1[:, 1:, None], -1)[..., 0]
+            return (jax.nn.logsumexp(logits_BcxTxV, axis=-1) - target_BcxT).mean(axis=1)
 
         rows = b
         if model.loss_chunk_tokens:
@@ -54,21 +54,21 @@ def make_eval_step(graphdef: Any, layout: shard.Layout = shard.SINGLE) -> jax.st
 
 
 def evaluate(eval_step: Callable, params: Any, batches: list[Any]) -> np.ndarray:
-    """float64 (rows,): each validation sequence's mean next-token cross-entropy (nats/token)."""
+    """float64 (E,): each validation sequence's mean next-token cross-entropy (nats/token)."""
     return np.concatenate(jax.device_get([eval_step(params, b) for b in batches])).astype(float)
 
 
-def mean_and_se(sums_N: np.ndarray, counts_N: np.ndarray) -> tuple[float, float | None]:
-    """The token-weighted mean loss of N sequences (their loss sums over their token counts),
+def mean_and_se(sums_E: np.ndarray, counts_E: np.ndarray) -> tuple[float, float | None]:
+    """The token-weighted mean loss of E sequences (their loss sums over their token counts),
     and its standard error with the sequence as the sampled unit (the ratio estimator's, which
-    is std/sqrt(N) when every sequence has as many tokens); None for a single sequence."""
-    sums_N, counts_N = np.asarray(sums_N, float), np.asarray(counts_N, float)
-    n, total = len(sums_N), counts_N.sum()
-    mean = float(sums_N.sum() / total)
+    is std/sqrt(E) when every sequence has as many tokens); None for a single sequence."""
+    sums_E, counts_E = np.asarray(sums_E, float), np.asarray(counts_E, float)
+    n, total = len(sums_E), counts_E.sum()
+    mean = float(sums_E.sum() / total)
     if n < 2:
         return mean, None
-    residual_N = sums_N - mean * counts_N
-    return mean, float(np.sqrt(n / (n - 1) * np.sum(residual_N**2)) / total)
+    residual_E = sums_E - mean * counts_E
+    return mean, float(np.sqrt(n / (n - 1) * np.sum(residual_E**2)) / total)
 
 
 def validation_sample(corpus: Corpus, n_batches: int, seq_len: int, n_devices: int) -> tuple:

@@ -37,9 +37,9 @@ def lm_loss(
     if mask_BxT is None:
         ce, z = ce_BxT.mean(), z_BxT.mean()
     else:
-        w_BxT = mask_BxT.astype(jnp.float32)
-        denom = jnp.maximum(w_BxT.sum(), 1.0)
-        ce, z = (ce_BxT * w_BxT).sum() / denom, (z_BxT * w_BxT).sum() / denom
+        weight_BxT = mask_BxT.astype(jnp.float32)
+        denom = jnp.maximum(weight_BxT.sum(), 1.0)
+        ce, z = (ce_BxT * weight_BxT).sum() / denom, (z_BxT * weight_BxT).sum() / denom
     return ce + z_loss * z, {"ce": ce, "z": z}
 
 
@@ -59,14 +59,14 @@ def fused_lm_loss(
     n = b * t
     chunk = min(chunk_tokens, n)
     pad = -n % chunk  # padded tokens have weight 0: they count in neither sum nor mean
-    weight_N = jnp.ones((n,), jnp.float32) if mask_BxT is None else mask_BxT.reshape(n)
-    weight_N = weight_N.astype(jnp.float32)
-    denom = jnp.maximum(weight_N.sum(), 1.0)
-    x_CkxCxD, target_CkxC, weight_CkxC = (
+    weight_BT = jnp.ones((n,), jnp.float32) if mask_BxT is None else mask_BxT.reshape(n)
+    weight_BT = weight_BT.astype(jnp.float32)
+    denom = jnp.maximum(weight_BT.sum(), 1.0)
+    x_GxCxD, target_GxC, weight_GxC = (
         jnp.pad(a, [(0, pad)] + [(0, 0)] * (a.ndim - 1)).reshape(-1, chunk, *a.shape[1:])
-        for a in (x_BxTxD.reshape(n, d), targets_BxT.reshape(n), weight_N / denom)
+        for a in (x_BxTxD.reshape(n, d), targets_BxT.reshape(n), weight_BT / denom)
     )
-    loss, ce, z = _chunked_loss(z_loss, x_CkxCxD, w_VxD, target_CkxC, weight_CkxC)
+    loss, ce, z = _chunked_loss(z_loss, x_GxCxD, w_VxD, target_GxC, weight_GxC)
     return loss, {"ce": jax.lax.stop_gradient(ce), "z": jax.lax.stop_gradient(z)}
 
 
@@ -89,10 +89,10 @@ def _sums(z_loss: float, lse_C: jax.Array, ce_C: jax.Array, weight_C: jax.Array)
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
 def _chunked_loss(
     z_loss: float,
-    x_CkxCxD: jax.Array,
+    x_GxCxD: jax.Array,
     w_VxD: jax.Array,
-    target_CkxC: jax.Array,
-    weight_CkxC: jax.Array,
+    target_GxC: jax.Array,
+    weight_GxC: jax.Array,
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
     """(loss, ce, z) summed over chunks; without differentiation, the forward pass alone."""
 
@@ -101,16 +101,16 @@ def _chunked_loss(
         _, lse_C, ce_C = _chunk_stats(x_CxD, w_VxD, target_C)
         return total + _sums(z_loss, lse_C, ce_C, weight_C), None
 
-    total, _ = jax.lax.scan(body, jnp.zeros(3, jnp.float32), (x_CkxCxD, target_CkxC, weight_CkxC))
+    total, _ = jax.lax.scan(body, jnp.zeros(3, jnp.float32), (x_GxCxD, target_GxC, weight_GxC))
     return total[0], total[1], total[2]
 
 
 def _chunked_loss_fwd(
     z_loss: float,
-    x_CkxCxD: jax.Array,
+    x_GxCxD: jax.Array,
     w_VxD: jax.Array,
-    target_CkxC: jax.Array,
-    weight_CkxC: jax.Array,
+    target_GxC: jax.Array,
+    weight_GxC: jax.Array,
 ) -> tuple[tuple, tuple]:
     """The sums and, chunk by chunk, the loss's gradient in x and w (for a cotangent of 1)."""
 
@@ -131,19 +131,19 @@ def _chunked_loss_fwd(
         return (total + _sums(z_loss, lse_C, ce_C, weight_C), dw_VxD), dx_CxD
 
     init = (jnp.zeros(3, jnp.float32), jnp.zeros(w_VxD.shape, jnp.float32))
-    (total, dw_VxD), dx_CkxCxD = jax.lax.scan(body, init, (x_CkxCxD, target_CkxC, weight_CkxC))
-    residuals = (dx_CkxCxD, dw_VxD.astype(w_VxD.dtype), target_CkxC, weight_CkxC)
+    (total, dw_VxD), dx_GxCxD = jax.lax.scan(body, init, (x_GxCxD, target_GxC, weight_GxC))
+    residuals = (dx_GxCxD, dw_VxD.astype(w_VxD.dtype), target_GxC, weight_GxC)
     return (total[0], total[1], total[2]), residuals
 
 
 def _chunked_loss_bwd(z_loss: float, residuals: tuple, cotangents: tuple) -> tuple:
-    dx_CkxCxD, dw_VxD, target_CkxC, weight_CkxC = residuals
+    dx_GxCxD, dw_VxD, target_GxC, weight_GxC = residuals
     g_loss = cotangents[0]  # ce and z leave through stop_gradient: their cotangents are 0
     return (
-        (g_loss * dx_CkxCxD).astype(dx_CkxCxD.dtype),
+        (g_loss * dx_GxCxD).astype(dx_GxCxD.dtype),
         (g_loss * dw_VxD).astype(dw_VxD.dtype),
         None,  # integer targets
-        jnp.zeros_like(weight_CkxC),  # the mask is data, not a parameter
+        jnp.zeros_like(weight_GxC),  # the mask is data, not a parameter
     )
 
 

@@ -146,9 +146,9 @@ class Trainer:
 
     def evaluate_lm(self, params: Any) -> dict[str, Any]:
         """The validation sample's loss, its standard error, and its bits per byte."""
-        ce_N = evaluate(self.eval_step, params, self.val_batches)
-        ce_N = ce_N[: self.val_sequences]  # without the padding rows
-        val_loss, se = mean_and_se(ce_N, np.ones_like(ce_N))
+        ce_E = evaluate(self.eval_step, params, self.val_batches)
+        ce_E = ce_E[: self.val_sequences]  # without the padding rows
+        val_loss, se = mean_and_se(ce_E, np.ones_like(ce_E))
         return {"val_loss": val_loss, "val_loss_se": se, "val_bpb": self.bits_per_byte(val_loss)}
 
     def bits_per_byte(self, loss_nats: float) -> float | None:
