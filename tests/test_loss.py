@@ -64,9 +64,9 @@ def test_fused_loss_scales_with_its_cotangent_and_under_vmap():
     g3 = jax.grad(lambda x, w: 3.0 * loss(x, w))(x_BxTxD, w_VxD)
     np.testing.assert_allclose(g3, 3.0 * g1, rtol=1e-5)
     x2_KxBxTxD = jnp.stack([x_BxTxD, 2.0 * x_BxTxD])
-    g_Kx = jax.vmap(jax.grad(loss), (0, None))(x2_KxBxTxD, w_VxD)
-    np.testing.assert_allclose(g_Kx[0], g1, rtol=1e-5)
-    np.testing.assert_allclose(g_Kx[1], jax.grad(loss)(2.0 * x_BxTxD, w_VxD), rtol=1e-5)
+    g_KxBxTxD = jax.vmap(jax.grad(loss), (0, None))(x2_KxBxTxD, w_VxD)
+    np.testing.assert_allclose(g_KxBxTxD[0], g1, rtol=1e-5)
+    np.testing.assert_allclose(g_KxBxTxD[1], jax.grad(loss)(2.0 * x_BxTxD, w_VxD), rtol=1e-5)
 
 
 @pytest.mark.parametrize("tie", ["true", "false"])

@@ -317,16 +317,16 @@ def matmul_tflops(n: int = 8192, groups: int = 5, per_group: int = 10) -> float:
     import jax.numpy as jnp
 
     key_a, key_b = jax.random.split(jax.random.key(0))
-    a_NxN = jax.random.normal(key_a, (n, n), jnp.bfloat16)
-    b_NxN = jax.random.normal(key_b, (n, n), jnp.bfloat16)
+    a_MxM = jax.random.normal(key_a, (n, n), jnp.bfloat16)
+    b_MxM = jax.random.normal(key_b, (n, n), jnp.bfloat16)
     matmul = jax.jit(jnp.matmul)
-    matmul(a_NxN, b_NxN).block_until_ready()
+    matmul(a_MxM, b_MxM).block_until_ready()
     seconds = []
     for _ in range(groups):
         start = time.perf_counter()
         for _ in range(per_group):  # one stream runs them in order: the last ends them all
-            out_NxN = matmul(a_NxN, b_NxN)
-        out_NxN.block_until_ready()
+            out_MxM = matmul(a_MxM, b_MxM)
+        out_MxM.block_until_ready()
         seconds.append((time.perf_counter() - start) / per_group)
     return 2 * n**3 / statistics.median(seconds) / 1e12
 

@@ -8,7 +8,8 @@ this one meaning everywhere:
 
   B     rows of a batch: sequences, or a task's examples
   Bc    rows the eval step reads at once (a divisor of B, set by `model.loss_chunk_tokens`)
-  Bm    rows of one micro-batch: B / grad_accum
+  A     micro-batches of one step (grad_accum)
+  Bm    rows of one micro-batch: B / A
   T     positions a row feeds the model (the sequence length)
   Tp1   T + 1: a row's tokens with the last one's target
   Tk    key positions a chunk of queries attends to (a prefix of T)
@@ -25,6 +26,7 @@ this one meaning everywhere:
   R     rotary frequencies: Dh / 2
   I, O  a dense layer's input and output features (D, F or Dqkv, by layer)
   K     runs trained together (the vmapped group axis)
+  M     the side of the benchmark's square matrices (bench.measure.matmul_tflops)
   S     steps of a run (the learning-rate table)
   1     an axis of size one, for broadcasting
 

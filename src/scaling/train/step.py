@@ -167,9 +167,10 @@ def accumulate_grads(
     the same mean as one pass over the whole batch, with one microbatch's activations live."""
 
     def split(x_BxTp1: jax.Array | None) -> jax.Array | None:
+        """The batch as (A, Bm, Tp1): one micro-batch per step of the scan."""
         return None if x_BxTp1 is None else x_BxTp1.reshape(grad_accum, -1, x_BxTp1.shape[-1])
 
-    micro = (split(batch_BxTp1), split(mask_BxTp1))
+    micro_AxBmxTp1 = (split(batch_BxTp1), split(mask_BxTp1))
 
     def accumulate(carry: tuple, micro_i: tuple) -> tuple[tuple, None]:
         (loss_i, aux_i), grads_i = grad_fn(params, *micro_i)
@@ -184,10 +185,10 @@ def accumulate_grads(
     zero = jnp.zeros((), jnp.float32)
     zeros = (zero, {"ce": zero, "z": zero}, jax.tree.map(jnp.zeros_like, params))
     if mask_BxTp1 is None:
-        (loss, aux, grads), _ = jax.lax.scan(accumulate, zeros, micro)
+        (loss, aux, grads), _ = jax.lax.scan(accumulate, zeros, micro_AxBmxTp1)
         total: int | jax.Array = grad_accum
     else:
-        (loss, aux, grads, count), _ = jax.lax.scan(accumulate, (*zeros, zero), micro)
+        (loss, aux, grads, count), _ = jax.lax.scan(accumulate, (*zeros, zero), micro_AxBmxTp1)
         total = jnp.maximum(count, 1.0)
     return jax.tree.map(lambda x: x / total, (loss, aux, grads))
 
