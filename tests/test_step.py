@@ -1,0 +1,66 @@
+"""The train step called directly, with and without jit, and the accumulation of micro-batches."""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from scaling.config import validate
+from scaling.data.build import build_corpus
+from scaling.model.transformer import build_model
+from scaling.train.optim import Plan, make_optimizer, make_schedule
+from scaling.train.step import TrainState, init_state, make_train_step
+
+
+def _tiny_step(tiny_config, grad_accum: int = 1):
+    # XLA's attention kernel: the CPU's query-chunked one is a Python loop when run eagerly.
+    cfg = validate(tiny_config("model.attention=xla"))
+    corpus = build_corpus(cfg.data, seed=cfg.train.seed)
+    seq_len = cfg.data.seq_len
+    tx = make_optimizer(cfg.train, make_schedule(cfg.train, Plan.from_config(cfg.train, seq_len)))
+    graphdef, state = init_state(
+        lambda: build_model(cfg.model, corpus.vocab_size, seq_len, seed=cfg.train.seed), tx
+    )
+    step = make_train_step(graphdef, cfg.train, cfg.model.z_loss, grad_accum)
+    batch_BxTp1 = jnp.asarray(corpus.train_batch(0, cfg.train.batch_size, seq_len))
+    return step, state, batch_BxTp1, corpus.vocab_size
+
+
+def _copy(state: TrainState) -> TrainState:
+    return jax.tree.map(jnp.array, state)  # the jitted step donates the state it is given
+
+
+def test_one_step_is_the_same_with_and_without_jit(tiny_config):
+    step, state, batch_BxTp1, vocab = _tiny_step(tiny_config)
+    lr = jnp.float32(1e-3)
+    with jax.disable_jit():
+        eager_state, eager = step(_copy(state), lr, batch_BxTp1)
+    jitted_state, jitted = step(_copy(state), lr, batch_BxTp1)
+    for key in ("loss", "ce", "grad_norm"):
+        np.testing.assert_allclose(jitted[key], eager[key], rtol=1e-5)
+    jax.tree.map(
+        lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
+        jitted_state.params,
+        eager_state.params,
+    )
+    assert int(jitted_state.step) == 1 and int(jitted_state.first_bad_step) == -1
+    # Freshly initialised, the model predicts every byte about equally: ce near log(vocab).
+    assert abs(float(jitted["ce"]) - math.log(vocab)) < 0.1
+
+
+def test_micro_batches_give_the_whole_batch_step(tiny_config):
+    one, state, batch_BxTp1, _ = _tiny_step(tiny_config)
+    two, *_ = _tiny_step(tiny_config, grad_accum=2)
+    lr = jnp.float32(1e-3)
+    state_one, metrics_one = one(_copy(state), lr, batch_BxTp1)
+    state_two, metrics_two = two(_copy(state), lr, batch_BxTp1)
+    for key in ("loss", "ce", "grad_norm"):
+        np.testing.assert_allclose(metrics_two[key], metrics_one[key], rtol=1e-5)
+    jax.tree.map(
+        lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6),
+        state_two.params,
+        state_one.params,
+    )
