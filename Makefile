@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: study study-more lr-sweep design gpu-study bench-gpu test lint ladder
+.PHONY: study study-more lr-sweep design design-claim2 gpu-study bench-gpu test lint ladder
 
 $(STAMP): pyproject.toml requirements.lock
 	@test -n "$(PYTHON)" || { echo "error: Python 3.12 not found; set PYTHON=/path/to/python3.12"; exit 1; }
@@ -68,6 +68,18 @@ OLD_GRID = hydra.sweeper.grid.kind=nxd 'hydra.sweeper.grid.rungs=[n110k,n221k,n3
 design: $(STAMP)
 	$(DESIGN) experiment=isoflop_cpu --out results/design/isoflop_cpu.md
 	$(DESIGN) experiment=isoflop_cpu $(OLD_GRID) --out results/design/old_nxd_grid.md
+
+# Can the CPU study call claim 2's tokens per parameter (results/design/claim2_*.md)? After
+# `make study`: the law its runs measured with N counted as the ledger counts it (every
+# parameter, E fixed), sampled on the study's grid and on one with a fourth budget (2.5x the
+# compute), with the scatter of its points around that law as the noise; each simulation is
+# judged by the ledger's own rule. About 10 minutes on a 2-core AMD EPYC (shared at the time).
+CLAIM2_DESIGN = $(PY) experiments/design.py --from-runs runs/isoflop --n-convention total \
+	--residual-noise --claim2 experiment=isoflop_cpu
+design-claim2: $(STAMP)
+	$(CLAIM2_DESIGN) --out results/design/claim2_cpu.md
+	$(CLAIM2_DESIGN) 'hydra.sweeper.grid.budgets=[5e11,1.5e12,3e12,6e12]' \
+		--out results/design/claim2_cpu_6e12.md
 
 # The check of the CPU study's learning-rate rule (results/lr_sweep/): three rungs at 0.5-4x
 # the rule's lr, the table of every lr tried per rung.

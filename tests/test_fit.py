@@ -305,6 +305,25 @@ def test_design_check_recovers_a_law_on_an_isoflop_grid():
     assert "| E fixed | alpha | 0.4 |" in text and "| E fixed | E |" not in text
 
 
+def test_design_check_judges_claim_2_as_the_ledger_does():
+    from scaling.analysis.fit import design
+    from scaling.analysis.rules import Rules
+    from scaling.reports.design import claim2_markdown
+
+    # Compute-optimal at ~73-79 tokens per parameter: outside claim 2's band of [10, 40].
+    law = fit.ChinchillaLaw(A=20.0, B=60.0, E=0.83, alpha=0.4, beta=0.35)
+    sizes = [24576, 55296, 98304, 221184, 393216, 884736]
+    n, d = design.isoflop_design(sizes, [1e12, 3e12, 1e13], min_tokens=400 * 2048)
+    starts = fit.start_grid(alpha=(0.5,), beta=(0.5,), e=(-0.5, 0.0), a=(2.0, 5.0), b=(2.0, 5.0))
+    check = design.simulate(
+        n, d, law, 0.002, n_sims=2, n_bootstrap=30, starts=starts, ratio_budgets=(1e12, 3e12)
+    )
+    assert len(check.frontiers) == 2 and [r["C"] for r in check.frontiers[0]] == [1e12, 3e12]
+    text = claim2_markdown(check, list(n), list(d), Rules())
+    assert "| contradicted | 100% |" in text and "| supported | 0% |" in text
+    assert "| 1e+12 | 73.4 |" in text  # the law's own ratio at the budget
+
+
 def test_group_budgets_splits_on_gaps():
     c = np.array([1e18, 1.01e18, 1e19, 0.99e19, 1e20])
     assert fit.group_budgets(c).tolist() == [0, 0, 1, 1, 2]

@@ -11,7 +11,7 @@ Every minimum effect is a field of `Rules` and is printed in the ledger's rules 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -137,17 +137,22 @@ def power_law(ev: SweepEvidence, rules: Rules) -> Verdict:
 
 
 def tokens_per_param(ev: SweepEvidence, rules: Rules) -> Verdict:
-    """Compute-optimal training uses ~20 tokens per parameter: the ratio's interval inside
-    [ratio_low, ratio_high] at every budget inside the sweep whose minimum lies inside its
-    rungs; a budget at the edge of its rungs, or beyond the sweep, calls nothing."""
-    if not ev.ratios:
-        return Verdict(NOT_RESOLVED, f"no budget inside the swept range ({ev.ratio_source})")
-    interior = [b for b in ev.ratios if b.interior]
+    """Compute-optimal training uses ~20 tokens per parameter: `budget_ratios` on the sweep's."""
+    return budget_ratios(ev.ratios, rules, ev.ratio_source)
+
+
+def budget_ratios(ratios: Sequence[BudgetRatio], rules: Rules, source: str) -> Verdict:
+    """The ratio's interval inside [ratio_low, ratio_high] at every budget inside the sweep
+    whose minimum lies inside its rungs; a budget at the edge of its rungs, or beyond the sweep,
+    calls nothing. `source` names the fit the ratios come from."""
+    if not ratios:
+        return Verdict(NOT_RESOLVED, f"no budget inside the swept range ({source})")
+    interior = [b for b in ratios if b.interior]
     if not interior:
         return Verdict(
             NOT_RESOLVED,
-            f"the loss minimum lies at the edge of the sizes tried at all {len(ev.ratios)} "
-            f"budgets ({ev.ratio_source})",
+            f"the loss minimum lies at the edge of the sizes tried at all {len(ratios)} "
+            f"budgets ({source})",
         )
     per_budget = {
         f"C = {b.C:.2g}": within(

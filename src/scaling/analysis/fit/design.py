@@ -1,12 +1,15 @@
 """Design check: can a planned grid recover a known scaling law before any run is spent on it?
 
 Sample a known law L = E + A/N^alpha + B/D^beta on the planned (N, D) points, multiply each loss
-by log-normal noise of the size seeds give (the measured seed spread), fit exactly as the study
+by log-normal noise of the size seeds give (the measured seed spread, or the scatter of a
+study's points around its fitted law: `seed_noise`, `residual_noise`), fit exactly as the study
 will (Approach 3 with E free and with E fixed, Approach 2 per IsoFLOP budget), and repeat. The
 result says, per fitted quantity: the truth, the median and 90% range of the point estimates,
 how often the bootstrap interval covers the truth, its median width, and how often it lies
 wholly above zero (for an exponent: how often the claim "it is positive" would be resolved).
 A grid whose intervals miss the truth or never exclude zero cannot answer, however long it runs.
+With `ratio_budgets`, each simulation's E-fixed frontier is kept at those budgets (`frontiers`),
+for the claims ledger's rules to judge as they judge a study (scaling.reports.design).
 
 Pure numpy/JAX fits on arrays; never imports model code.
 """
@@ -15,7 +18,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +57,8 @@ class DesignCheck:
     fits: dict[str, list[Recovery]]  # "E free", "E fixed" -> one Recovery per quantity checked
     interior_share: dict[float, float]  # IsoFLOP budget -> share of sims with an inside minimum
     tokens_per_param: dict[float, tuple[float, float, float, float]]  # C -> truth, 5/50/95%
+    # per simulation, the E-fixed fit's frontier rows at `ratio_budgets` (frontier_table)
+    frontiers: list[list[dict]] = field(default_factory=list)
 
     def recovery(self, fit: str, name: str) -> Recovery:
         return next(r for r in self.fits[fit] if r.name == name)
@@ -94,21 +99,27 @@ def simulate(
     seed: int = 0,
     level: float = 0.95,
     starts: np.ndarray | None = None,
+    ratio_budgets: Sequence[float] = (),
+    isoflop: bool = True,
 ) -> DesignCheck:
     """Fit `n_sims` noisy samples of `law` on the design (n, d); see the module doc.
 
     `noise` is the standard deviation of log loss between runs that differ only in seed
-    (0.01 is a 1% spread); `starts` are the fits' L-BFGS starts (default: the paper's grid)."""
+    (0.01 is a 1% spread); `starts` are the fits' L-BFGS starts (default: the paper's grid).
+    `isoflop=False` skips the per-budget parabolas: where N is counted otherwise than the grid
+    planned its budgets in, equal-compute slices are not equal compute any more."""
     n, d = np.asarray(n, float), np.asarray(d, float)
     rng = np.random.default_rng(seed)
     truth = _true_values(law)
     budgets = group_budgets(6.0 * n * d)
     # IsoFLOP profiles: budgets holding 3+ sizes (an N x D grid has none)
     labels = [b for b in np.unique(budgets) if len(np.unique(n[budgets == b])) >= 3]
+    labels = labels if isoflop else []
     c_of = {int(b): float(np.exp(np.mean(np.log(6.0 * n * d)[budgets == b]))) for b in labels}
     found: dict[str, dict[str, list[Estimate]]] = {f: {k: [] for k in truth} for f in FITS}
     interior = {c: 0 for c in c_of.values()}
     ratios: dict[float, list[float]] = {c: [] for c in c_of.values()}
+    frontiers = []
     for sim in range(n_sims):
         loss = law.loss(n, d) * np.exp(rng.normal(0.0, noise, len(n)))
         for name, e_fixed in FITS.items():
@@ -119,12 +130,14 @@ def simulate(
                 n_bootstrap=n_bootstrap,
                 seed=seed + sim,
                 level=level,
-                budgets=(),
+                budgets=tuple(ratio_budgets) if e_fixed else (),
                 e_fixed=law.E if e_fixed else None,
                 starts=starts,
             )
             for key in truth:
                 found[name][key].append(result.params[key])
+            if e_fixed and ratio_budgets:
+                frontiers.append(result.derived["frontier"])
         for label in labels:
             rows = budgets == label
             one = np.zeros(rows.sum(), dtype=int)
@@ -148,6 +161,7 @@ def simulate(
         fits=fits,
         interior_share={c: k / n_sims for c, k in interior.items()},
         tokens_per_param=per_budget,
+        frontiers=frontiers,
     )
 
 
@@ -231,11 +245,24 @@ def law_from(path: Path) -> ChinchillaLaw:
 
 
 def noise_from(path: Path) -> float:
+    """`seed_noise` of a study's points.csv."""
+    return seed_noise(pd.read_csv(path), str(path))
+
+
+def seed_noise(points: pd.DataFrame, where: str) -> float:
     """The sd of log loss between seeds: from each point's seed spread (max - min), which for
     two seeds is sqrt(2) sd."""
-    points = pd.read_csv(path)
     seeded = points[points["n_seeds"] >= 2]
     if seeded.empty:
-        raise ValueError(f"{path}: no point ran two or more seeds")
+        raise ValueError(f"{where}: no point ran two or more seeds")
     relative = seeded["seed_spread"] / seeded["loss"]
     return float(np.sqrt(np.mean(np.square(relative) / 2)))
+
+
+def residual_noise(
+    n: np.ndarray, d: np.ndarray, loss: np.ndarray, law: ChinchillaLaw, n_fitted: int
+) -> float:
+    """The sd of log loss around a law fitted to these points (`n_fitted` parameters): the
+    seeds' noise and whatever the law's form misses, the scatter a refit of the design meets."""
+    residual = np.log(loss) - np.log(law.loss(n, d))
+    return float(np.sqrt(np.sum(residual**2) / max(len(residual) - n_fitted, 1)))

@@ -48,7 +48,7 @@ def sweep_evidence(
     else:
         source = "Approach 3 frontier, budgets inside the runs' compute"
         ratios = tuple(
-            _frontier_ratio(row, p)
+            frontier_ratio(row, p)
             for row in a3.derived.get("frontier", [])
             if p["C"].min() <= row["C"] <= p["C"].max()
         )
@@ -62,7 +62,7 @@ def sweep_evidence(
             ", E fixed" if name_c == "approach3_e_fixed" else ""
         )
         ratios = tuple(
-            _frontier_ratio(row, p_c)
+            frontier_ratio(row, p_c)
             for row in a3_c.derived.get("frontier", [])
             if p_c["C"].min() <= row["C"] <= p_c["C"].max()
         )
@@ -86,7 +86,9 @@ def _isoflop_ratio(row: dict) -> BudgetRatio:
     return BudgetRatio(row["C"], Estimate(**row["tokens_per_param"]), bool(row["interior"]))
 
 
-def _frontier_ratio(row: dict, points: pd.DataFrame) -> BudgetRatio:
+def frontier_ratio(row: dict, points: pd.DataFrame) -> BudgetRatio:
+    """The tokens per parameter of an Approach 3 frontier row (`frontier_table`), interior
+    where its N_opt and D_opt lie inside the sizes and token counts of `points` (N, D)."""
     n_opt, d_opt = row["N_opt"]["estimate"], row["D_opt"]["estimate"]
     inside = (
         points["N"].min() <= n_opt <= points["N"].max()
