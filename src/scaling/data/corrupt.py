@@ -28,15 +28,15 @@ class CorruptedCorpus(CorpusWrapper):
         self.fraction, self.seed = fraction, seed
 
     def train_batch(self, step: int, batch_size: int, seq_len: int) -> np.ndarray:
-        batch = self.base.train_batch(step, batch_size, seq_len)
+        batch_BxTp1 = self.base.train_batch(step, batch_size, seq_len)
         rng = np.random.default_rng([self.seed, _STREAM, step])
-        replace = rng.random(batch_size) < self.fraction
-        if not replace.any():
-            return batch
-        out = batch.copy()
-        noise = rng.integers(self.vocab_size, size=(int(replace.sum()), seq_len + 1))
-        out[replace] = noise.astype(out.dtype)
-        return out
+        replace_B = rng.random(batch_size) < self.fraction
+        if not replace_B.any():
+            return batch_BxTp1
+        out_BxTp1 = batch_BxTp1.copy()
+        noise = rng.integers(self.vocab_size, size=(int(replace_B.sum()), seq_len + 1))
+        out_BxTp1[replace_B] = noise.astype(out_BxTp1.dtype)
+        return out_BxTp1
 
     def describe(self) -> dict[str, Any]:
         return {**self.base.describe(), "corrupt_fraction": self.fraction}

@@ -101,8 +101,8 @@ class TaskMixCorpus(CorpusWrapper):
         return out
 
     def train_batch(self, step: int, batch_size: int, seq_len: int) -> np.ndarray:
-        batch = self.base.train_batch(step, batch_size, seq_len)
-        return self._mix(batch, np.random.default_rng([self.seed, _TRAIN_STREAM, step]))
+        batch_BxTp1 = self.base.train_batch(step, batch_size, seq_len)
+        return self._mix(batch_BxTp1, np.random.default_rng([self.seed, _TRAIN_STREAM, step]))
 
     def val_batches(self, n_batches: int, batch_size: int, seq_len: int) -> list[np.ndarray]:
         batches = self.base.val_batches(n_batches, batch_size, seq_len)
