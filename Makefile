@@ -1,13 +1,14 @@
 # Set-up is part of every target: a fresh machine needs only Python 3.12 and make.
-#   make study   the main job (the default study on the embedded corpus)
-#   make test    the test suite (what CI runs)
+#   make study      the main job (the default study on the embedded corpus)
+#   make test       the test suite (what CI runs)
+#   make test-fast  its fast set, without the lint (while working)
 # The first Python 3.12 that runs (a pyenv shim can exist without a 3.12 selected).
 PYTHON ?= $(shell for p in python3.12 $$HOME/.pyenv/versions/3.12*/bin/python3.12 /usr/local/bin/python3.12 /usr/bin/python3.12; do "$$p" -c 'import sys; assert sys.version_info[:2] == (3, 12)' 2>/dev/null && { echo "$$p"; break; }; done)
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: study study-more lr-sweep design design-claim2 gpu-study bench-gpu test lint ladder
+.PHONY: study study-more lr-sweep design design-claim2 gpu-study bench-gpu test test-fast lint ladder
 
 $(STAMP): pyproject.toml requirements.lock
 	@test -n "$(PYTHON)" || { echo "error: Python 3.12 not found; set PYTHON=/path/to/python3.12"; exit 1; }
@@ -192,9 +193,16 @@ bench-gpu: $(STAMP)
 		ls -l $(addprefix $(PERF_OUT)/,gpu.md gpu.json multimodel_gpu.md gpu-ladder.md \
 		gpu-ladder.json gpu-v50k.md gpu-v50k.json) || true
 
-# The tests, after the lint: CI runs both (.ci/run calls make test).
+# The tests, after the lint: the fast set, then the slow set (pyproject.toml's `slow` marker), so
+# that both gate every change; CI runs all of it (.ci/run calls make test). Each pytest's exit
+# status fails the target, "no tests collected" (5) included.
+#   make test-fast  the fast set alone, without the lint: what to run while working
 test: lint
-	$(PY) -m pytest -q --durations=15
+	$(PY) -m pytest -q -m "not slow" --durations=15
+	$(PY) -m pytest -q -m slow --durations=15
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow" --durations=15
 
 # ruff's rules and format, and mypy's type check (settings in pyproject.toml).
 lint: $(STAMP)

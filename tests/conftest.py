@@ -1,5 +1,6 @@
 """Shared fixtures: tiny configs composed through the real Hydra config tree; the Hypothesis
-profile (derandomized where CI is set, so that a property test never fails CI by chance)."""
+profile (derandomized where CI is set, so that a property test never fails CI by chance); JAX's
+implicit rank promotion made an error."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import os
 import re
 from pathlib import Path
 
+import jax
 import pytest
 from hydra import compose, initialize_config_dir
 from hypothesis import settings
@@ -18,6 +20,10 @@ from scaling.config import PretrainConfig, register_configs, to_dataclass
 settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
 settings.register_profile("dev", print_blob=True)
 settings.load_profile("ci" if os.environ.get("CI") else "dev")
+
+# Broadcasting (n,) against (n, 1) silently makes an (n, n): every test makes it an error, so
+# that library code broadcasts explicitly (x[:, None]) or not at all.
+jax.config.update("jax_numpy_rank_promotion", "raise")
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF_DIR = ROOT / "conf"

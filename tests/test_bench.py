@@ -20,6 +20,7 @@ TINY = Shape("tiny", n_layers=1, d_model=32, n_heads=2, vocab_size=64, batch_siz
 BENCH = Path(__file__).resolve().parents[1] / "experiments" / "bench.py"
 
 
+@pytest.mark.slow
 def test_our_side_measured_and_tabled():
     """The Trainer's step (scaling.bench.ours) timed in interleaved blocks, then the table."""
     row = measure.measure_shape(TINY, (measure.OURS,), reps=2, block_s=0.01, warmup_steps=1)
@@ -56,6 +57,7 @@ def test_matmul_ceiling_measured_and_stated():
     assert "matmul measured" not in tables.markdown(report)
 
 
+@pytest.mark.slow
 def test_grad_accum_sets_our_micro_batches():
     """--grad-accum: our step in that many micro-batches (their losses match the whole batch's:
     tests/test_train.py)."""
@@ -67,6 +69,7 @@ def test_grad_accum_sets_our_micro_batches():
     assert 0 < split["final_loss"] < math.log(TINY.vocab_size)
 
 
+@pytest.mark.slow
 def test_peer_has_our_shape_and_trains():
     pytest.importorskip("torch")
     pytest.importorskip("transformers")
@@ -113,6 +116,7 @@ def test_variant_parsing_and_its_errors():
     }
 
 
+@pytest.mark.slow
 def test_bench_cli_refuses_a_bad_variant_before_any_child():
     proc = subprocess.run(
         [sys.executable, str(BENCH), "--shapes", "L2-d128-v256", "--variant", "x:nope=1"],
@@ -123,6 +127,7 @@ def test_bench_cli_refuses_a_bad_variant_before_any_child():
     assert "error: --variant 'x:nope=1': 'nope' is not a ModelConfig field" in proc.stderr
 
 
+@pytest.mark.slow
 def test_variant_sides_measured_next_to_ours():
     """Each variant is a side ours-NAME, interleaved with ours in the same process: its own row,
     its ModelConfig fields recorded, and the ratio ours/ours-NAME."""
@@ -143,6 +148,7 @@ def test_variant_sides_measured_next_to_ours():
     assert "ours-remat: remat=True" in table
 
 
+@pytest.mark.slow
 def test_a_deadline_leaves_out_the_sides_it_cannot_afford():
     """A child near the end of its budget reports the sides it set up, ours first, and lists
     the rest as skipped instead of timing out with nothing."""
@@ -157,6 +163,7 @@ def test_a_deadline_leaves_out_the_sides_it_cannot_afford():
     )
 
 
+@pytest.mark.slow
 def test_a_variant_that_fails_leaves_ours_measured():
     """A lever that does not run here (cuDNN attention on a CPU) is a failed side of the shape,
     not a failed shape: ours is still measured and tabled."""
@@ -170,6 +177,7 @@ def test_a_variant_that_fails_leaves_ours_measured():
     assert "| tiny | 1 | 32 | 64 | 2x16 | ours-cudnn | | failed: " in tables.markdown(report)
 
 
+@pytest.mark.slow
 def test_variants_keep_to_their_share_of_the_budget():
     """A shape's variants are left out once its share of the budget is spent (later shapes
     need the rest for ours and the peer), even where the budget itself has time left."""
@@ -216,6 +224,7 @@ def test_rung_verdict_against_the_cap():
     assert runner.largest_rung([]) is None
 
 
+@pytest.mark.slow
 def test_budget_spent_skips_the_rest_and_writes_the_tables(tmp_path):
     """A budget spent after the first shape: the second shape and the ladder's rung are rows
     saying they were skipped, and the tables hold every row."""
@@ -245,6 +254,7 @@ def test_budget_spent_skips_the_rest_and_writes_the_tables(tmp_path):
     assert json.loads((tmp_path / "t.json").read_text())["shapes"][1] == second
 
 
+@pytest.mark.slow
 def test_bench_cli_with_no_budget_writes_skipped_rows(tmp_path):
     """`bench.py --budget-s 0`: nothing runs, yet the tables are written and say why."""
     out = tmp_path / "gpu"

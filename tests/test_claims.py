@@ -20,6 +20,9 @@ from scaling.reports import claims
 from scaling.tasks.finetune import finetune
 from scaling.train.pretrain import pretrain
 
+# Every test reads the tiny study that the module fixture trains (the longest setup here).
+pytestmark = pytest.mark.slow
+
 WIDE = ["model.name=tiny48", "model.d_model=48", "model.n_heads=2"]  # a second size
 TASK = ["task=addition1", "task.few_shot=0", "train.batch_size=8", "train.progress=off"]
 

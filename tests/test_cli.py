@@ -29,6 +29,7 @@ def run_cli(*overrides: str, cwd: Path) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 def test_tiny_default_run_from_the_command_line_is_quiet(tmp_path):
     # The tiny run with the default progress (lines, outside a terminal); tokens as 3.072e3.
     settings = [o for o in TINY if not o.startswith(("train.progress", "train.tokens"))]
@@ -53,6 +54,7 @@ def test_tiny_default_run_from_the_command_line_is_quiet(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("override", "named"),
     [
@@ -79,6 +81,7 @@ def test_bad_config_exits_with_one_line_naming_the_key(tmp_path, override, named
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("override", "line"),
     [

@@ -54,6 +54,7 @@ def _compose(overrides: list[str]):
     return validate(to_dataclass(compose("pretrain", overrides=overrides)))
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.sets(st.sampled_from(sorted(VALUES)), min_size=1, max_size=4).flatmap(

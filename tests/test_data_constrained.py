@@ -129,6 +129,7 @@ def test_fit_recovers_the_repetition_constants_with_the_chinchilla_part_given():
     assert law_of(res).loss(1e9, 1e10, 1e9) == pytest.approx(truth.loss(1e9, 1e10, 1e9), 1e-3)
 
 
+@pytest.mark.slow
 def test_fit_of_all_seven_parameters():
     truth = PAPER
     grids = np.meshgrid(np.geomspace(1e7, 1e10, 6), [1e8, 1e9, 1e10], 2.0 ** np.arange(0, 7))

@@ -18,6 +18,9 @@ from scaling import records
 from scaling.tools.faults import runner, stops
 from scaling.train.pretrain import pretrain
 
+# Every test kills, signals or interrupts real training processes.
+pytestmark = pytest.mark.slow
+
 PRETRAIN = str(ROOT / "experiments" / "pretrain.py")
 
 

@@ -60,6 +60,7 @@ def runs(source: Path) -> dict[str, dict]:
     return {name: finetune(compose_finetune(o)) for name, o in arms.items()}
 
 
+@pytest.mark.slow
 def test_finetune_from_a_checkpoint_records_task_metrics(runs, source):
     record = runs["finetuned"]
     run_dir = source.parent / record["run_name"]
@@ -84,6 +85,7 @@ def test_finetune_from_a_checkpoint_records_task_metrics(runs, source):
     assert evals[-1]["val_loss"] < evals[0]["val_loss"] == record["initial_val_loss"]
 
 
+@pytest.mark.slow
 def test_step_zero_is_the_source_and_differs_from_scratch(runs):
     finetuned, scratch, only = runs["finetuned"], runs["scratch"], runs["pretrain_only"]
     # The same eval of the same parameters: bit-identical to evaluating the source itself.
@@ -94,6 +96,7 @@ def test_step_zero_is_the_source_and_differs_from_scratch(runs):
     assert scratch["status"] == "completed" and scratch["steps"] == 48
 
 
+@pytest.mark.slow
 def test_pretrain_only_evaluates_without_training(runs, source):
     record = runs["pretrain_only"]
     assert record["status"] == "completed" and record["steps"] == 0
@@ -115,12 +118,14 @@ def test_bad_init_from_names_the_path(tmp_path):
         finetune(compose_finetune([*FT, f"out_dir={tmp_path}", f"init_from={empty}"]))
 
 
+@pytest.mark.slow
 def test_a_different_explicit_model_is_refused(source, tmp_path):
     cfg = compose_finetune([*FT, f"out_dir={tmp_path}", f"init_from={source}", "model=n110k"])
     with pytest.raises(ConfigError, match="model.d_model"):
         finetune(cfg)
 
 
+@pytest.mark.slow
 def test_finetune_from_the_command_line(source, tmp_path):
     env = {**os.environ, "HYDRA_FULL_ERROR": "0", "JAX_PLATFORMS": "cpu"}
     overrides = [*FT, "train.tokens=2048", "out_dir=out", f"init_from={source}"]
@@ -141,6 +146,7 @@ def test_finetune_from_the_command_line(source, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
 
+@pytest.mark.slow
 def test_masked_grad_accumulation_matches_one_big_batch(tmp_path):
     """Microbatches hold different numbers of answer tokens: the step must still be the mean
     over every answer token of the batch, not a mean of microbatch means."""

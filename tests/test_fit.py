@@ -457,6 +457,7 @@ def test_cli_fits_a_csv(tmp_path, capsys):
     assert [row["C"] for row in out["approach3"]["derived"]["frontier"]] == [1e21]
 
 
+@pytest.mark.slow
 def test_cli_missing_column_is_one_error_line(tmp_path):
     csv = write_csv(tmp_path / "runs.csv", *nd_grid())
     cmd = [

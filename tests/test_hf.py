@@ -112,6 +112,7 @@ def test_export_refuses_what_neither_family_holds():
         hf.export_kind(ModelConfig(arch="gpt2", n_heads=4, d_model=32, n_kv_heads=1))
 
 
+@pytest.mark.slow
 def test_finetune_from_hf_then_export_the_finished_run(tiny_config, tmp_path):
     from scaling.config import FinetuneConfig, TaskConfig
     from scaling.tasks.finetune import finetune
@@ -167,6 +168,7 @@ def hf_side(*args: str) -> None:
     assert proc.returncode == 0, proc.stderr[-2000:]
 
 
+@pytest.mark.slow
 @needs_torch
 @pytest.mark.parametrize("kind", KINDS)
 def test_a_random_transformers_model_imports_with_its_logits(kind, tmp_path):
@@ -180,6 +182,7 @@ def test_a_random_transformers_model_imports_with_its_logits(kind, tmp_path):
     )
 
 
+@pytest.mark.slow
 @needs_torch
 @pytest.mark.parametrize(
     "model",

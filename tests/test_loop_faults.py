@@ -16,6 +16,8 @@ from scaling.train import loop
 from scaling.train.pretrain import pretrain, pretrain_group
 from scaling.train.run import Hooks, Trainer, open_run
 
+pytestmark = pytest.mark.slow  # trains tiny runs end to end, solo and grouped
+
 FAULT_STEP = 16  # an eval step (eval_every=8) after the checkpoint at 8, before the one at 16
 
 

@@ -69,6 +69,7 @@ def test_fused_loss_scales_with_its_cotangent_and_under_vmap():
     np.testing.assert_allclose(g_KxBxTxD[1], jax.grad(loss)(2.0 * x_BxTxD, w_VxD), rtol=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("tie", ["true", "false"])
 def test_training_with_the_fused_loss_logs_the_same_losses(tiny_config, tie):
     """model.loss_chunk_tokens trains the same run: every logged loss and the val loss equal

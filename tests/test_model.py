@@ -213,7 +213,7 @@ def test_chunked_attention_matches_jax_attention_and_its_gradients(seq_len):
     reference = functools.partial(jax.nn.dot_product_attention, is_causal=True)
 
     def total(attend, q, k, v):
-        return jnp.sum(attend(q, k, v) * jnp.cos(jnp.arange(8.0)))
+        return jnp.sum(attend(q, k, v) * jnp.cos(jnp.arange(8.0))[None, None, None, :])
 
     np.testing.assert_allclose(causal_attention(q, k, v), reference(q, k, v), atol=1e-5)
     ours = jax.grad(functools.partial(total, causal_attention), argnums=(0, 1, 2))(q, k, v)

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 from hydra import compose, initialize_config_dir
 
 from conftest import CONF_DIR, ROOT, TINY, compose_config
@@ -60,6 +61,7 @@ def assert_same_run(solo: dict, grouped: dict, solo_rows: list, grouped_rows: li
             assert grouped[key] == value, key
 
 
+@pytest.mark.slow
 def test_grouped_runs_equal_their_solo_runs_and_resume_on_either_path(tiny_config):
     solo = {n: tiny_config(f"run_name=solo-{n}", *o) for n, o in VARIANTS.items()}
     grouped = {n: tiny_config(f"run_name=group-{n}", *o) for n, o in VARIANTS.items()}
@@ -92,6 +94,7 @@ def test_grouped_runs_equal_their_solo_runs_and_resume_on_either_path(tiny_confi
     assert results["b"]["steps"] == 16 and results["c"]["steps"] == 24
 
 
+@pytest.mark.slow
 def test_a_failing_run_stays_in_its_own_run_dir(tiny_config):
     ok = tiny_config("run_name=ok", "train.tokens=1024")
     diverges = tiny_config("run_name=diverges", "train.tokens=1024", "train.lr=1e30")
@@ -116,6 +119,7 @@ LONGER = ["train.tokens=12800", "train.ckpt_every=20", "train.eval_every=40"]  #
 OTHER = ["train.seed=1", "train.lr=0.006"]
 
 
+@pytest.mark.slow
 def test_an_interrupted_group_saves_every_run_and_resumes(tmp_path, tiny_config):
     reference = pretrain_group(
         [tiny_config(*LONGER, "run_name=ref-a"), tiny_config(*LONGER, *OTHER, "run_name=ref-b")]
@@ -192,6 +196,7 @@ def test_points_of_one_shape_are_grouped_and_bad_ones_run_alone():
     assert sum(o.startswith(f"+{GROUP_KEY}=") for o in overrides) == 1
 
 
+@pytest.mark.slow
 def test_a_grouped_sweep_records_what_solo_runs_record(tmp_path):
     grid = [
         "hydra.sweeper.grid.tokens=[1024]",

@@ -10,6 +10,7 @@ from scaling import records
 from scaling.train.pretrain import pretrain
 
 
+@pytest.mark.slow
 def test_records_table_from_real_runs(tiny_config, tmp_path):
     completed = tiny_config("run_name=a")
     pretrain(completed)
@@ -39,6 +40,7 @@ def test_records_table_from_real_runs(tiny_config, tmp_path):
     assert len(records.collect(tmp_path / "runs")) == 2
 
 
+@pytest.mark.slow
 def test_records_cli_writes_both_tables(tiny_config, tmp_path, capsys):
     pretrain(tiny_config("run_name=a", "train.stop_at_step=4"))
     records.main([str(tmp_path / "runs")])

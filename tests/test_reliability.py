@@ -42,6 +42,7 @@ def _holder(path: Path) -> subprocess.Popen:
     return proc
 
 
+@pytest.mark.slow
 def test_a_lock_excludes_other_processes_and_dies_with_its_holder(tmp_path):
     lock = tmp_path / "run" / rundir.LOCK_FILE
     holder = _holder(lock)
@@ -54,6 +55,7 @@ def test_a_lock_excludes_other_processes_and_dies_with_its_holder(tmp_path):
         assert held
 
 
+@pytest.mark.slow
 def test_a_failure_is_not_recorded_in_a_run_dir_another_worker_holds(tmp_path):
     run_dir = tmp_path / "busy"
     holder = _holder(run_dir / rundir.LOCK_FILE)
@@ -68,6 +70,7 @@ def test_a_failure_is_not_recorded_in_a_run_dir_another_worker_holds(tmp_path):
     assert records.read_record(run_dir)["status"] == records.STATUS_FAILED
 
 
+@pytest.mark.slow
 def test_sweeps_of_one_name_add_their_points_to_the_manifest_at_once(tmp_path):
     def point(tokens: int) -> Point:
         return Point("tiny", 1000, tokens, 1e-3, 1.0, 4, 0, 0)
@@ -85,6 +88,7 @@ def test_sweeps_of_one_name_add_their_points_to_the_manifest_at_once(tmp_path):
     assert sorted(names) == sorted({p.run_name for grid in grids for p in grid})
 
 
+@pytest.mark.slow
 def test_concurrent_sweeps_on_one_dir_leave_every_point_completed_once_and_exact(tmp_path):
     # Three sweeps (one of them joblib) of the same point at once, then the point alone.
     trials = sweeps.concurrent_trials(tmp_path, grid_a=[1024], grid_b=[1024])
@@ -112,6 +116,7 @@ def _resume(cfg):
     return pretrain(_stop(cfg))
 
 
+@pytest.mark.slow
 def test_every_kind_of_damaged_latest_checkpoint_falls_back_exactly(straight):
     # One run stopped at 8, 12, 16 and 20, its newest checkpoint damaged each time in another
     # way (every file garbage: test_train); each start resumes from the one before the damage.
@@ -127,6 +132,7 @@ def test_every_kind_of_damaged_latest_checkpoint_falls_back_exactly(straight):
     assert runner.differences(run_dir_of(cfg), run_dir_of(straight)) == []
 
 
+@pytest.mark.slow
 def test_a_stop_between_log_rows_resumes_to_the_same_log(straight):
     # Stopped at step 10 (rows every 4, checkpoints every 4 and at the stop): the row at 12
     # must still average steps 9 to 12, as in the run left alone.
@@ -138,6 +144,7 @@ def test_a_stop_between_log_rows_resumes_to_the_same_log(straight):
     assert runner.differences(run_dir_of(cfg), run_dir_of(straight)) == []
 
 
+@pytest.mark.slow
 def test_bad_corpus_files_are_refused_naming_the_file(tmp_path):
     cases = bad_inputs.bad_file_inputs(tmp_path / "files")
     assert len(cases) >= 15
@@ -150,6 +157,7 @@ def test_bad_corpus_files_are_refused_naming_the_file(tmp_path):
         assert case.names in message and "\n" not in message, (case.name, message)
 
 
+@pytest.mark.slow
 def test_broken_run_dirs_and_bad_command_lines_exit_2_in_one_line(tmp_path, straight):
     # A sample (the campaign tries them all): an init_from whose checkpoints are all damaged
     # (left as found), a run dir whose config.yaml is garbage, a value Hydra cannot convert.

@@ -35,6 +35,7 @@ def study_runs(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_report_writes_tables_fits_and_plots(study_runs, tmp_path):
     results = tmp_path / "results"
     report.main([str(study_runs), str(results), "--bootstrap", "50", "--command", "make study"])
@@ -118,6 +119,7 @@ def test_an_isoflop_study_fixes_e_flags_edge_budgets_and_holds_out_the_largest()
     assert free.law()[0] == "approach3" and "approach3_e_fixed" in free.skipped
 
 
+@pytest.mark.slow
 def test_a_tiny_study_run_twice_writes_the_same_numbers(tmp_path):
     """Two sweeps of the same grid in two processes (the second served by the compilation
     cache the first filled): every logged loss is identical, and so is the law fitted to each

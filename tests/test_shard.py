@@ -83,6 +83,7 @@ def _assert_close(rows, reference):
         assert val is None or val == pytest.approx(val_ref, abs=LOSS_ATOL)
 
 
+@pytest.mark.slow
 def test_dp_and_fsdp_match_one_device_and_checkpoints_move_between_meshes(
     tmp_path, tiny_config, reference
 ):
@@ -116,6 +117,7 @@ def test_dp_and_fsdp_match_one_device_and_checkpoints_move_between_meshes(
     _assert_close(_losses(run_dir_of(moved)), reference)
 
 
+@pytest.mark.slow
 def test_two_processes_train_one_fsdp_run_and_stop_together(tmp_path, tiny_config):
     """Two processes of 2 CPU devices each, joined over localhost by jax.distributed.
 

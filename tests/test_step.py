@@ -7,6 +7,7 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from scaling.config import validate
 from scaling.data.build import build_corpus
@@ -33,6 +34,7 @@ def _copy(state: TrainState) -> TrainState:
     return jax.tree.map(jnp.array, state)  # the jitted step donates the state it is given
 
 
+@pytest.mark.slow  # eager, every primitive compiles on its own: ~15 s on 2 cores
 def test_one_step_is_the_same_with_and_without_jit(tiny_config):
     step, state, batch_BxTp1, vocab = _tiny_step(tiny_config)
     lr = jnp.float32(1e-3)

@@ -259,6 +259,7 @@ def mtimes(out: Path) -> dict[str, int]:
     return {p.parent.name: p.stat().st_mtime_ns for p in out.glob("*/record.json")}
 
 
+@pytest.mark.slow
 def test_tiny_sweep_end_to_end_and_a_rerun_launches_nothing(tmp_path):
     result = sweep(cwd=tmp_path)
     out = tmp_path / "out"
@@ -281,6 +282,7 @@ def test_tiny_sweep_end_to_end_and_a_rerun_launches_nothing(tmp_path):
     assert mtimes(out) == before
 
 
+@pytest.mark.slow
 def test_failing_points_are_recorded_and_only_they_are_retried(tmp_path):
     # tokens=0 is a bad value (ConfigError before any training); lr x1e30 diverges at once.
     grid = [
@@ -311,6 +313,7 @@ def test_failing_points_are_recorded_and_only_they_are_retried(tmp_path):
     assert after["tiny-D2048-lr7.58e+27-s0"] > before["tiny-D2048-lr7.58e+27-s0"]
 
 
+@pytest.mark.slow
 def test_sweep_values_on_the_command_line_are_refused_with_the_reason(tmp_path):
     env = {**os.environ, "HYDRA_FULL_ERROR": "0", "JAX_PLATFORMS": "cpu"}
     result = subprocess.run(
@@ -352,6 +355,7 @@ LAUNCHERS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("launcher", sorted(LAUNCHERS))
 def test_launcher_runs_a_two_point_sweep(tmp_path, launcher):
     module, overrides, banner = LAUNCHERS[launcher]

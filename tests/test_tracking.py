@@ -19,6 +19,9 @@ from scaling import records
 from scaling.train import rundir
 from scaling.train.pretrain import pretrain
 
+# Every test trains tiny runs end to end, the last through a Hydra sweep in a subprocess.
+pytestmark = pytest.mark.slow
+
 
 def events(tb_dir: Path) -> list[list[Event]]:
     """Every event of every file in a TensorBoard log dir, one list per file (oldest first):

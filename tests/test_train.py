@@ -18,6 +18,7 @@ from scaling.train.pretrain import pretrain
 from scaling.train.step import make_train_step
 
 
+# Not slow, though it trains: the fast set's one run through the loop and the step (~1-3 s).
 def test_tiny_run_writes_the_run_dir(tiny_config, capsys):
     # Progress lines as outside a terminal, as often as possible: they change nothing else.
     cfg = tiny_config("train.progress=lines", "train.progress_every_s=1e-9")
@@ -65,6 +66,7 @@ def test_the_validation_sample_is_fixed_and_its_error_is_the_sequences():
     assert mean_and_se([1.0], [1.0]) == (1.0, None)
 
 
+@pytest.mark.slow
 def test_resume_after_stop_is_bit_identical(tiny_config):
     straight = tiny_config("run_name=straight")
     pretrain(straight)
@@ -81,6 +83,7 @@ def test_resume_after_stop_is_bit_identical(tiny_config):
     assert strip == [{k: v for k, v in r.items() if k != "time"} for r in rows_b]
 
 
+@pytest.mark.slow
 def test_resume_after_damaged_latest_checkpoint_uses_the_previous(tiny_config, caplog):
     cfg = tiny_config("train.stop_at_step=16", "train.keep_ckpts=3")
     pretrain(cfg)
@@ -96,6 +99,7 @@ def test_resume_after_damaged_latest_checkpoint_uses_the_previous(tiny_config, c
     assert "unreadable" in caplog.text
 
 
+@pytest.mark.slow
 def test_completed_run_is_not_redone_and_other_settings_are_refused(tiny_config):
     cfg = tiny_config()
     first = pretrain(cfg)
@@ -104,6 +108,7 @@ def test_completed_run_is_not_redone_and_other_settings_are_refused(tiny_config)
         pretrain(tiny_config("train.lr=0.5"))
 
 
+@pytest.mark.slow
 def test_divergence_is_recorded_with_its_step(tiny_config):
     cfg = tiny_config("train.lr=1e30", "train.grad_clip=0", "train.warmup_tokens=0")
     record = pretrain(cfg)
@@ -112,6 +117,7 @@ def test_divergence_is_recorded_with_its_step(tiny_config):
     assert record["steps"] <= 24
 
 
+@pytest.mark.slow
 def test_grad_accumulation_matches_one_big_batch(tiny_config):
     one = pretrain(tiny_config("run_name=one", "train.grad_accum=1"))
     two = pretrain(tiny_config("run_name=two", "train.grad_accum=2"))
@@ -138,6 +144,7 @@ def test_microbatches_follow_the_device_and_the_cache():
     assert count(16, 128, shards=8) == 2  # each micro-batch still splits over 8 devices
 
 
+@pytest.mark.slow
 def test_runs_of_one_shape_share_one_compiled_step(tiny_config):
     """The learning rate is an argument of the step, so a sweep's runs of one shape (other D,
     lr, schedule, seed) get the same jitted step and compile it once; another optimizer does
@@ -155,6 +162,7 @@ def test_runs_of_one_shape_share_one_compiled_step(tiny_config):
     assert make_train_step(graphdef, TrainConfig(weight_decay=0.0), 0.0, 1) is not same[0]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(jax.default_backend() != "cpu", reason="micro-batches are chosen on a CPU")
 def test_auto_microbatches_train_as_the_whole_batch(tiny_config):
     """A CPU run whose batch outgrows the cache trains in 512-token micro-batches, says so in
@@ -197,6 +205,7 @@ def test_schedules_warm_up_then_follow_their_shape(schedule):
         assert lr[100] == pytest.approx(0.1) and np.all(np.diff(lr[10:]) <= 0)
 
 
+@pytest.mark.slow
 def test_run_from_before_a_new_setting_existed_still_resumes(tiny_config):
     cfg = tiny_config("train.stop_at_step=8")
     pretrain(cfg)

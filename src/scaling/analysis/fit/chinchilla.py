@@ -113,6 +113,8 @@ def compute_optimal(
 
 def _objective(x, w, shared):
     log_n, log_d, log_loss, delta, *e_fixed = shared
+    # Rows (1, R) against each start's parameters (S, 1): broadcast explicitly.
+    log_n, log_d, log_loss = log_n[None, :], log_d[None, :], log_loss[None, :]
     if e_fixed:  # x = (a, b, alpha, beta); shared ends with e = log E
         a, b, alpha, beta = (x[:, i, None] for i in range(4))
         e = e_fixed[0]

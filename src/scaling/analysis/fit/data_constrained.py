@@ -186,6 +186,8 @@ def _log_terms(log_n, log_u, reps_d, a, b, alpha, beta, log_rd, log_rn):
 
 def _objective(x, w, shared):
     log_n, log_u, reps_d, log_loss, delta, *base = shared
+    # Rows (1, R) against each start's parameters (S, 1): broadcast explicitly.
+    log_n, log_u, reps_d, log_loss = (v[None, :] for v in (log_n, log_u, reps_d, log_loss))
     if base:  # x = (log R_D*, log R_N*); shared ends with the given (a, b, e, alpha, beta)
         a, b, e, alpha, beta = (base[0][i] for i in range(5))
         log_rd, log_rn = x[:, 0, None], x[:, 1, None]

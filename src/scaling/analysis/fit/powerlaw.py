@@ -33,6 +33,7 @@ def _kaplan_from_coef(coef: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _saturating_objective(x, w, shared):
     log_x, log_loss, delta = shared
+    log_x, log_loss = log_x[None, :], log_loss[None, :]  # rows (1, R) against starts (S, 1)
     c, alpha, e = (x[:, i, None] for i in range(3))
     return jnp.sum(w * huber(lse(c - alpha * log_x, e) - log_loss, delta), axis=-1)
 
