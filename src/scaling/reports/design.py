@@ -19,7 +19,7 @@ import pandas as pd
 from hydra import compose, initialize_config_dir
 
 from scaling.analysis import study as sweep_study
-from scaling.analysis.fit.chinchilla import ChinchillaLaw, chinchilla_approach3
+from scaling.analysis.fit.chinchilla import PARAM_NAMES, ChinchillaLaw, chinchilla_approach3
 from scaling.analysis.fit.design import (
     DesignCheck,
     law_from,
@@ -62,17 +62,23 @@ def design_points(
 
         spec = grid_spec(cfg.hydra.sweeper.grid)
         points = plan(spec, composed)
-        counted = {}
-        for rung in {p.rung for p in points}:
-            run = composed([f"model={rung}"])
-            vocab, seq_len = planning_vocab_size(run.data), run.data.seq_len
-            counted[rung] = make_rung(run.model, vocab, seq_len, param_convention=n_convention)
-    return [counted[p.rung].n_params for p in points], [p.tokens for p in points], spec
+        counted = {p.rung: p.n_params for p in points}  # in the grid's own convention
+        if n_convention != spec.param_convention:
+            for rung in counted:
+                run = composed([f"model={rung}"])
+                vocab, seq_len = planning_vocab_size(run.data), run.data.seq_len
+                rung_counted = make_rung(run.model, vocab, seq_len, param_convention=n_convention)
+                counted[rung] = rung_counted.n_params
+    return [counted[p.rung] for p in points], [p.tokens for p in points], spec
 
 
 def law_from_runs(root: Path, n_convention: str) -> tuple[ChinchillaLaw, pd.DataFrame]:
     """The law a study's runs measured (Approach 3, E fixed at its corpus's exact entropy, N in
     `n_convention`) and the points it was fitted to."""
+    if not root.is_dir():
+        raise ValueError(
+            f"--from-runs {root}: no such directory (a study's runs, e.g. make study's)"
+        )
     study = sweep_study.load_study(root, root.name, n_convention=n_convention)
     if study.points.empty:
         raise ValueError(f"{root}: no completed runs to take a law from")
@@ -87,7 +93,7 @@ def law_from_runs(root: Path, n_convention: str) -> tuple[ChinchillaLaw, pd.Data
         e_fixed=study.entropy,
         budgets=(),
     )
-    law = ChinchillaLaw(**{k: result.params[k].estimate for k in ("A", "B", "E", "alpha", "beta")})
+    law = ChinchillaLaw(**{k: result.params[k].estimate for k in PARAM_NAMES})
     return law, p
 
 
@@ -177,7 +183,9 @@ def main(conf_dir: Path, argv: list[str] | None = None) -> int:
             law, p = law_from_runs(args.from_runs, args.n_convention)
             if args.residual_noise:
                 n_p, d_p, loss = (p[k].to_numpy() for k in ("N", "D", "loss"))
-                noise = residual_noise(n_p, d_p, loss, law, n_fitted=4)
+                noise = residual_noise(
+                    n_p, d_p, loss, law, n_fitted=4
+                )  # E fixed: A, B, alpha, beta
             elif args.noise_from is None:
                 noise = seed_noise(p, str(args.from_runs))
         else:
