@@ -34,20 +34,27 @@ def _copy(state: TrainState) -> TrainState:
     return jax.tree.map(jnp.array, state)  # the jitted step donates the state it is given
 
 
+def _assert_same_step(got: tuple, want: tuple, params_rtol: float) -> None:
+    """Two steps' (state, metrics) agree: metrics to float32 rounding, parameters to
+    `params_rtol` (an update near 0 differs in absolute terms only, hence atol)."""
+    (state, metrics), (state_want, metrics_want) = got, want
+    for key in ("loss", "ce", "grad_norm"):
+        np.testing.assert_allclose(metrics[key], metrics_want[key], rtol=1e-5)
+    jax.tree.map(
+        lambda a, b: np.testing.assert_allclose(a, b, rtol=params_rtol, atol=1e-6),
+        state.params,
+        state_want.params,
+    )
+
+
 @pytest.mark.slow  # eager, every primitive compiles on its own: ~15 s on 2 cores
 def test_one_step_is_the_same_with_and_without_jit(tiny_config):
     step, state, batch_BxTp1, vocab = _tiny_step(tiny_config)
     lr = jnp.float32(1e-3)
     with jax.disable_jit():
-        eager_state, eager = step(_copy(state), lr, batch_BxTp1)
+        eager = step(_copy(state), lr, batch_BxTp1)
     jitted_state, jitted = step(_copy(state), lr, batch_BxTp1)
-    for key in ("loss", "ce", "grad_norm"):
-        np.testing.assert_allclose(jitted[key], eager[key], rtol=1e-5)
-    jax.tree.map(
-        lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
-        jitted_state.params,
-        eager_state.params,
-    )
+    _assert_same_step((jitted_state, jitted), eager, params_rtol=1e-5)
     assert int(jitted_state.step) == 1 and int(jitted_state.first_bad_step) == -1
     # Freshly initialised, the model predicts every byte about equally: ce near log(vocab).
     assert abs(float(jitted["ce"]) - math.log(vocab)) < 0.1
@@ -57,12 +64,5 @@ def test_micro_batches_give_the_whole_batch_step(tiny_config):
     one, state, batch_BxTp1, _ = _tiny_step(tiny_config)
     two, *_ = _tiny_step(tiny_config, grad_accum=2)
     lr = jnp.float32(1e-3)
-    state_one, metrics_one = one(_copy(state), lr, batch_BxTp1)
-    state_two, metrics_two = two(_copy(state), lr, batch_BxTp1)
-    for key in ("loss", "ce", "grad_norm"):
-        np.testing.assert_allclose(metrics_two[key], metrics_one[key], rtol=1e-5)
-    jax.tree.map(
-        lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6),
-        state_two.params,
-        state_one.params,
-    )
+    whole = one(_copy(state), lr, batch_BxTp1)
+    _assert_same_step(two(_copy(state), lr, batch_BxTp1), whole, params_rtol=1e-4)
